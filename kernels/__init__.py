@@ -1,0 +1,48 @@
+"""Kernel backends behind one small interface.
+
+Every hot operation of the model goes through an `Ops` object:
+
+    ops = get_ops("numpy" | "numba" | "cupy" | "auto")
+    params = ops.prepare(params)          # once, at load: same names, backend arrays
+    y = ops.linear(x, w, b, activation)   # [..., in] x [out, in] -> [..., out]
+
+`reference.py` is the readable definition of each op; the other backends
+compute the same thing faster. This package knows nothing of minidistil.
+"""
+
+import os
+
+BACKEND_ENV = "MINIDISTIL_BACKEND"
+BACKENDS = ("numpy", "numba", "cupy")
+
+
+def get_ops(backend=None, threads=None):
+    """Return the Ops object for `backend`.
+
+    backend: "numpy" (reference), "numba" (CPU), "cupy" (NVIDIA GPU) or "auto";
+    None reads $MINIDISTIL_BACKEND and falls back to "auto".
+    "auto" picks numba when it imports, else numpy (never the GPU).
+    """
+    if backend is None:
+        backend = os.environ.get(BACKEND_ENV, "auto") or "auto"
+    if not isinstance(backend, str):
+        raise TypeError(f"backend must be a string, got {type(backend).__name__}")
+    backend = backend.lower()
+    if backend == "auto":
+        try:
+            return get_ops("numba", threads)
+        except ImportError:
+            return get_ops("numpy", threads)
+    if backend == "numpy":
+        from .reference import NumpyOps
+
+        return NumpyOps(threads=threads)
+    if backend == "numba":
+        from .cpu import NumbaOps
+
+        return NumbaOps(threads=threads)
+    if backend == "cupy":
+        from .gpu import CupyOps
+
+        return CupyOps()
+    raise ValueError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)} or 'auto'")

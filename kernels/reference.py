@@ -1,0 +1,148 @@
+"""The reference backend: every op the model needs, in plain NumPy (float32).
+
+This file is the specification the fast backends are tested against, so it
+favours the obvious formula over speed. Shapes use:
+    B batch, H heads, S query length, T key length, D head dim, E in, F out.
+"""
+
+import numpy as np
+
+FLOAT32_MIN = np.finfo(np.float32).min  # masked scores: the reference fills with this, not -inf
+
+
+def erf(x):
+    """Error function, evaluated in float64, returned as x.dtype.
+
+    NumPy has no erf. This is the Chebyshev-fitted erfc of Numerical Recipes
+    (fractional error < 1.2e-7 on erfc), so erf = 1 - erfc has absolute error
+    < 1.2e-7: enough for GELU, where the erf term is multiplied by x / 2.
+
+    >>> float(erf(np.float32(0.5)))  # 0.5204998778...
+    0.5204998...
+    """
+    z = np.abs(x.astype(np.float64))
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277))))))))
+    erfc = t * np.exp(-z * z + poly)
+    return (np.sign(x) * (1.0 - erfc)).astype(x.dtype)
+
+
+def gelu(x):
+    """Exact GELU, x * Phi(x) with the erf form: the reference's "gelu".
+
+    Not the tanh approximation (that one is "gelu_new"); mixing them up
+    shifts hidden states by ~1e-3, far outside the 1e-4 tolerance.
+    """
+    return (x * 0.5 * (1.0 + erf(x / np.float32(np.sqrt(2.0))))).astype(np.float32)
+
+
+def gelu_new(x):
+    """GELU's tanh approximation (GPT-2's "gelu_new")."""
+    inner = np.float32(np.sqrt(2.0 / np.pi)) * (x + np.float32(0.044715) * x ** 3)
+    return (np.float32(0.5) * x * (np.float32(1.0) + np.tanh(inner))).astype(np.float32)
+
+
+def relu(x):
+    return np.maximum(x, np.float32(0.0))
+
+
+def silu(x):
+    """x * sigmoid(x), also called swish."""
+    return (x / (np.float32(1.0) + np.exp(-x))).astype(np.float32)
+
+
+ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_new, "relu": relu, "silu": silu, "swish": silu}
+
+
+def activation(x, name):
+    """Apply the activation called `name` (a key of ACTIVATIONS) element-wise."""
+    try:
+        fn = ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}: expected one of {', '.join(ACTIVATIONS)}") from None
+    return fn(x)
+
+
+def linear(x, weight, bias=None, activation_name=None):
+    """y = act(x @ weightᵀ + bias). Weights are stored [out, in], as in the checkpoint."""
+    y = x @ weight.T  # [..., E] @ [E, F] -> [..., F]
+    if bias is not None:
+        y = y + bias  # [..., F]
+    if activation_name is not None:
+        y = activation(y, activation_name)
+    return y
+
+
+def softmax(x, axis=-1):
+    """Numerically stable softmax: subtract the row max before exp."""
+    shifted = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def attention_probs(q, k, key_mask, scale):
+    """Masked, scaled attention probabilities.
+
+    q [B, H, S, D], k [B, H, T, D], key_mask [B, T] (1 = attend, 0 = padding) -> [B, H, S, T].
+    q is scaled before the product, as the reference does. Masked scores are
+    set to the most negative float32, not -inf, so a fully masked row becomes
+    a uniform distribution (all scores equal) instead of NaN.
+    """
+    scores = (q * np.float32(scale)) @ k.transpose(0, 1, 3, 2)  # [B, H, S, D] @ [B, H, D, T] -> [B, H, S, T]
+    masked = (key_mask == 0)[:, None, None, :]  # [B, 1, 1, T]
+    scores = np.where(masked, FLOAT32_MIN, scores)
+    return softmax(scores, axis=-1).astype(np.float32)
+
+
+def attention_context(probs, v):
+    """Weighted sum of values: [B, H, S, T] @ [B, H, T, D] -> [B, H, S, D]."""
+    return probs @ v
+
+
+def layernorm(x, gamma, beta, eps, residual=None):
+    """LayerNorm over the last axis, of x + residual when a residual is given.
+
+    Biased variance (divide by n), eps inside the square root, as torch does.
+    """
+    if residual is not None:
+        x = x + residual
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return ((x - mean) / np.sqrt(var + np.float32(eps)) * gamma + beta).astype(np.float32)
+
+
+class NumpyOps:
+    """The reference backend as an Ops object. Arrays stay NumPy float32 throughout."""
+
+    name = "numpy"
+
+    def __init__(self, threads=None):
+        self.threads = threads
+
+    def prepare(self, params):
+        """Weights as the other ops expect them: here, float32 NumPy arrays, names unchanged."""
+        return {name: np.asarray(value, dtype=np.float32) for name, value in params.items()}
+
+    def asarray(self, x):
+        """An input (NumPy or nested lists) as this backend's array type."""
+        return np.asarray(x)
+
+    def to_numpy(self, x):
+        return np.asarray(x)
+
+    def linear(self, x, weight, bias=None, activation=None):
+        return linear(x, weight, bias, activation)
+
+    def activation(self, x, name):
+        return activation(x, name)
+
+    def attention_probs(self, q, k, key_mask, scale):
+        return attention_probs(q, k, key_mask, scale)
+
+    def attention_context(self, probs, v):
+        return attention_context(probs, v)
+
+    def layernorm(self, x, gamma, beta, eps, residual=None):
+        return layernorm(x, gamma, beta, eps, residual)

@@ -1,0 +1,54 @@
+"""minidistil: DistilBERT from scratch, exact against the reference.
+
+Public names are imported lazily so that `import minidistil` stays fast and
+the tokenizer can be used without loading the model code (and vice versa).
+"""
+
+from importlib import import_module
+
+from .errors import (
+    BackendError,
+    CheckpointError,
+    ConfigError,
+    MinidistilError,
+    ModelSourceError,
+    TokenizerError,
+)
+
+__version__ = "0.1.0"
+
+_LAZY_NAMES = {
+    "DistilBertConfig": "config",
+    "DistilBertTokenizer": "tokenizer",
+    "DistilBertTokenizerFast": "tokenizer",
+    "BatchEncoding": "tokenizer",
+    "DistilBertModel": "heads",
+    "DistilBertForMaskedLM": "heads",
+    "DistilBertForSequenceClassification": "heads",
+    "DistilBertForMultipleChoice": "heads",
+    "DistilBertForTokenClassification": "heads",
+    "DistilBertForQuestionAnswering": "heads",
+    "ModelOutput": "outputs",
+    "DistilBertModelWithHeads": "adapters",
+    "Stack": "adapters",
+    "Parallel": "adapters",
+    "pipeline": "pipelines",
+}
+
+__all__ = sorted(
+    list(_LAZY_NAMES)
+    + ["BackendError", "CheckpointError", "ConfigError", "MinidistilError", "ModelSourceError", "TokenizerError"]
+)
+
+
+def __getattr__(name):
+    module_name = _LAZY_NAMES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'minidistil' has no attribute {name!r}")
+    value = getattr(import_module(f".{module_name}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

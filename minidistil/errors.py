@@ -1,0 +1,25 @@
+"""Named error types: each says which file, tensor or field is at fault."""
+
+
+class MinidistilError(Exception):
+    """Base class of every error minidistil raises on purpose."""
+
+
+class ConfigError(MinidistilError, ValueError):
+    """A config field has an invalid value; the message names the field."""
+
+
+class CheckpointError(MinidistilError, ValueError):
+    """A checkpoint file is malformed, unsafe, or does not fit the config."""
+
+
+class TokenizerError(MinidistilError, ValueError):
+    """A tokenizer file or argument is invalid."""
+
+
+class BackendError(MinidistilError, RuntimeError):
+    """A kernel backend was asked for but cannot run here."""
+
+
+class ModelSourceError(MinidistilError, OSError):
+    """A model name or path cannot be resolved to files on disk."""
