@@ -1,0 +1,500 @@
+"""The six DistilBERT classes of the reference: the encoder (model.py) plus a thin head and its loss.
+
+    model = DistilBertForSequenceClassification.from_pretrained("path/to/checkpoint")
+    out = model(input_ids=ids, attention_mask=mask, labels=labels)
+    out.logits, out.loss
+
+Parameters keep the checkpoint's names in the bare layout: encoder tensors as
+`embeddings.*` / `transformer.layer.N.*` (a task checkpoint's `distilbert.`
+prefix is dropped on load and written back on save), head tensors as the
+reference names them (`classifier.weight`, `qa_outputs.bias`, ...).
+"""
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import losses
+from . import model as M
+from .config import DistilBertConfig
+from .errors import CheckpointError, ConfigError
+from .initialization import encoder_shapes, head_shapes, random_params, sinusoidal_position_embeddings
+from .outputs import (
+    BaseModelOutput,
+    MaskedLMOutput,
+    MultipleChoiceModelOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+
+PREFIX = "distilbert."
+TIED_PROJECTOR = "vocab_projector.weight"
+
+# Every tensor name a DistilBERT head of the reference can hold (bare layout).
+HEAD_TENSORS = {
+    "masked_lm": (
+        "vocab_transform.weight",
+        "vocab_transform.bias",
+        "vocab_layer_norm.weight",
+        "vocab_layer_norm.bias",
+        "vocab_projector.weight",
+        "vocab_projector.bias",
+    ),
+    "sequence_classification": ("pre_classifier.weight", "pre_classifier.bias", "classifier.weight", "classifier.bias"),
+    "multiple_choice": ("pre_classifier.weight", "pre_classifier.bias", "classifier.weight", "classifier.bias"),
+    "token_classification": ("classifier.weight", "classifier.bias"),
+    "question_answering": ("qa_outputs.weight", "qa_outputs.bias"),
+}
+KNOWN_HEAD_TENSORS = frozenset(name for names in HEAD_TENSORS.values() for name in names)
+
+
+def _get_ops(backend, threads):
+    from kernels import get_ops
+
+    return get_ops(backend, threads)
+
+
+def _shape(array):
+    return tuple(int(n) for n in np.shape(array))
+
+
+def _describe(names_shapes):
+    return "; ".join(f"{name} {list(shape)}" for name, shape in names_shapes)
+
+
+def _bare(tensors):
+    """Drop the task classes' `distilbert.` prefix from encoder tensor names."""
+    out = {}
+    for name, value in tensors.items():
+        bare = name[len(PREFIX):] if name.startswith(PREFIX) else name
+        if bare in out:
+            raise CheckpointError(f"tensor {bare!r} appears both with and without the {PREFIX!r} prefix")
+        out[bare] = value
+    return out
+
+
+class DistilBertPreTrainedModel:
+    """Shared machinery: parameters, backend, loading, saving. Subclasses add the head."""
+
+    head = None  # the initialization.HEADS name of this class's head, None for the bare encoder
+    output_class = BaseModelOutput
+
+    def __init__(self, config=None, params=None, *, backend=None, threads=None, seed=0):
+        """A model from `config` and `params` ({name: array}, bare or `distilbert.` names).
+
+        params=None gives seeded random weights (the reference's initialisation: a model
+        built from a config, not loaded). backend: "numpy", "numba", "cupy", "auto";
+        None reads $MINIDISTIL_BACKEND, else auto.
+        """
+        if config is None:
+            config = DistilBertConfig()
+        if not isinstance(config, DistilBertConfig):
+            raise TypeError(f"config must be a DistilBertConfig, got {type(config).__name__}")
+        self._check_config(config)
+        self.config = config
+        if params is None:
+            params = random_params(config, seed, self.head)
+        self.params = self._checked_params(config, _bare(params))
+        self.ops = _get_ops(backend, threads)
+        self._prepared = self.ops.prepare(self._runtime_params())
+
+    # ------------------------------------------------------------- parameters
+    @classmethod
+    def _check_config(cls, config):
+        pass
+
+    @classmethod
+    def _expected_shapes(cls, config):
+        return {**encoder_shapes(config), **head_shapes(config, cls.head)}
+
+    @classmethod
+    def _optional_shapes(cls, config):
+        """Tensors this class accepts but does not require (the tied MLM projector)."""
+        return {}
+
+    @classmethod
+    def _checked_params(cls, config, params, source="params"):
+        """params as float32 NumPy arrays, every expected tensor present with its shape, nothing unknown."""
+        params = dict(params)
+        expected = cls._expected_shapes(config)
+        optional = cls._optional_shapes(config)
+        pos = M.POSITION_EMBEDDINGS
+        if pos not in params and config.sinusoidal_pos_embds:
+            # A sinusoidal table is a function of the config; the reference recreates it when absent.
+            params[pos] = sinusoidal_position_embeddings(config.max_position_embeddings, config.dim)
+        missing = [(n, s) for n, s in expected.items() if n not in params]
+        unexpected = [(n, _shape(v)) for n, v in params.items() if n not in expected and n not in optional]
+        wrong = [
+            (n, _shape(v), {**expected, **optional}[n])
+            for n, v in params.items()
+            if n in expected or n in optional
+            if _shape(v) != tuple({**expected, **optional}[n])
+        ]
+        problems = []
+        if missing:
+            problems.append(f"missing {len(missing)} tensor(s): {_describe(missing)}")
+        if unexpected:
+            problems.append(f"unexpected {len(unexpected)} tensor(s): {_describe(unexpected)}")
+        if wrong:
+            problems.append(
+                "wrong shape: " + "; ".join(f"{n} is {list(got)}, the config needs {list(want)}" for n, got, want in wrong)
+            )
+        if problems:
+            raise CheckpointError(f"{source} do not fit {cls.__name__}: " + " | ".join(problems))
+        out = {}
+        for name, value in params.items():
+            array = np.asarray(value)
+            if not np.issubdtype(array.dtype, np.floating):
+                raise CheckpointError(f"{source}: tensor {name} has dtype {array.dtype}, expected floating point")
+            out[name] = array if array.dtype == np.float32 else array.astype(np.float32)
+        return out
+
+    def _runtime_params(self):
+        """The parameters the forward pass reads (before ops.prepare)."""
+        return dict(self.params)
+
+    def state_dict(self):
+        """{name: float32 array} with the names this class saves under (transformers' layout)."""
+        prefix = "" if self.head is None else PREFIX
+        encoder = encoder_shapes(self.config)
+        return {(prefix + n if n in encoder else n): v for n, v in self.params.items()}
+
+    def num_parameters(self):
+        return int(sum(v.size for v in self.params.values()))
+
+    # ------------------------------------------------------------- loading and saving
+    @classmethod
+    def from_pretrained(cls, path, backend=None, threads=None, fresh_head=False, seed=0, **config_overrides):
+        """Load a checkpoint directory (config.json + model.safetensors / sharded / pytorch_model.bin).
+
+        Both key layouts load (bare `embeddings.*` and the task classes' `distilbert.*`);
+        BERT-layout checkpoints are converted by the checkpoint loader.
+        A head this class needs but the checkpoint lacks is a CheckpointError, unless
+        fresh_head=True: then it starts from seeded random weights (`seed`), as in the
+        reference's init; fresh_head=True also replaces a head whose shapes do not fit the
+        config (e.g. num_labels changed). Tensors of other DistilBERT heads are dropped with a
+        warning, as the reference does; tensors nobody knows are an error.
+        config_overrides change config fields (e.g. num_labels=3).
+        """
+        from .checkpoint import load_checkpoint
+
+        config, tensors = load_checkpoint(path, **config_overrides)
+        params = cls._params_from_checkpoint(config, _bare(tensors), fresh_head, seed, str(path))
+        return cls(config, params, backend=backend, threads=threads)
+
+    @classmethod
+    def _params_from_checkpoint(cls, config, tensors, fresh_head, seed, source):
+        own = set(HEAD_TENSORS.get(cls.head, ()))
+        expected_head = head_shapes(config, cls.head)
+        foreign = sorted(n for n in tensors if n in KNOWN_HEAD_TENSORS and n not in own)
+        if foreign:
+            warnings.warn(
+                f"{source}: dropping tensors of another DistilBERT head, unused by {cls.__name__}: {', '.join(foreign)}",
+                stacklevel=3,
+            )
+            tensors = {n: v for n, v in tensors.items() if n not in foreign}
+        if expected_head:
+            present = [n for n in expected_head if n in tensors]
+            fits = all(_shape(tensors[n]) == tuple(expected_head[n]) for n in present)
+            if not present or (fresh_head and not fits):
+                if not fresh_head:
+                    raise CheckpointError(
+                        f"{source} has no {cls.head.replace('_', ' ')} head for {cls.__name__} "
+                        f"(missing {', '.join(expected_head)}); pass fresh_head=True to start one from "
+                        "random weights"
+                    )
+                if present:
+                    warnings.warn(
+                        f"{source}: replacing the checkpoint's head, whose shapes do not fit the config, "
+                        f"with a fresh one: {_describe((n, _shape(tensors[n])) for n in present)}",
+                        stacklevel=3,
+                    )
+                tensors = {n: v for n, v in tensors.items() if n not in own}
+                tensors.update(random_params(config, seed, cls.head, encoder=False))
+        return cls._checked_params(config, tensors, source)
+
+    def save_pretrained(self, directory):
+        """Write config.json and model.safetensors that the reference loads into the same class."""
+        from .checkpoint import save_checkpoint
+
+        directory = Path(directory)
+        config = self.config.replace(architectures=[type(self).__name__])
+        save_checkpoint(directory, config, self.state_dict())
+        return directory
+
+    # ------------------------------------------------------------- forward
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def _encode(self, input_ids, attention_mask, head_mask, inputs_embeds, output_hidden_states, output_attentions,
+                hooks=None):
+        ids, mask, head_mask, embeds = M.check_inputs(self.config, input_ids, attention_mask, head_mask, inputs_embeds)
+        return M.encoder(
+            self._prepared, self.ops, self.config, ids, mask, head_mask, embeds,
+            bool(output_hidden_states), bool(output_attentions), hooks,
+        )
+
+    def _numpy(self, x):
+        return None if x is None else np.asarray(self.ops.to_numpy(x), dtype=np.float32)
+
+    def _numpy_tuple(self, xs):
+        return None if xs is None else tuple(self._numpy(x) for x in xs)
+
+    def _output(self, hidden_states, attentions, **fields):
+        return self.output_class(
+            **fields, hidden_states=self._numpy_tuple(hidden_states), attentions=self._numpy_tuple(attentions)
+        )
+
+    def __repr__(self):
+        c = self.config
+        return (
+            f"{type(self).__name__}(dim={c.dim}, n_layers={c.n_layers}, n_heads={c.n_heads}, "
+            f"vocab_size={c.vocab_size}, backend={getattr(self.ops, 'name', '?')!r})"
+        )
+
+
+class DistilBertModel(DistilBertPreTrainedModel):
+    """The bare encoder: last_hidden_state (batch, seq, dim)."""
+
+    head = None
+    output_class = BaseModelOutput
+
+    def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None,
+                output_attentions=False, output_hidden_states=False, hooks=None):
+        last, hidden, attn = self._encode(
+            input_ids, attention_mask, head_mask, inputs_embeds, output_hidden_states, output_attentions, hooks
+        )
+        return self._output(hidden, attn, last_hidden_state=self._numpy(last))
+
+
+class DistilBertForMaskedLM(DistilBertPreTrainedModel):
+    """vocab_transform -> activation -> vocab_layer_norm -> vocab_projector (tied to the word embeddings)."""
+
+    head = "masked_lm"
+    output_class = MaskedLMOutput
+
+    @classmethod
+    def _expected_shapes(cls, config):
+        shapes = super()._expected_shapes(config)
+        if not config.tie_word_embeddings:
+            shapes[TIED_PROJECTOR] = (config.vocab_size, config.dim)
+        return shapes
+
+    @classmethod
+    def _optional_shapes(cls, config):
+        return {TIED_PROJECTOR: (config.vocab_size, config.dim)} if config.tie_word_embeddings else {}
+
+    @classmethod
+    def _checked_params(cls, config, params, source="params"):
+        params = dict(params)
+        if config.tie_word_embeddings:
+            # Tied: the projector is the word embedding matrix; a stored copy is not used, as in the reference.
+            projector = params.pop(TIED_PROJECTOR, None)
+            if projector is not None and _shape(projector) != (config.vocab_size, config.dim):
+                raise CheckpointError(
+                    f"{source}: {TIED_PROJECTOR} is {list(_shape(projector))}, "
+                    f"the config needs {[config.vocab_size, config.dim]}"
+                )
+        return super()._checked_params(config, params, source)
+
+    def _runtime_params(self):
+        params = dict(self.params)
+        if self.config.tie_word_embeddings:
+            params[TIED_PROJECTOR] = params[M.WORD_EMBEDDINGS]  # the same array: tied
+        return params
+
+    def state_dict(self):
+        return super().state_dict()  # the tied projector is not stored, as the reference saves it
+
+    def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
+                output_attentions=False, output_hidden_states=False, hooks=None):
+        last, hidden, attn = self._encode(
+            input_ids, attention_mask, head_mask, inputs_embeds, output_hidden_states, output_attentions, hooks
+        )
+        p, ops = self._prepared, self.ops
+        x = ops.linear(last, p["vocab_transform.weight"], p["vocab_transform.bias"],
+                       activation=self.config.activation)  # (B, S, D)
+        x = ops.layernorm(x, p["vocab_layer_norm.weight"], p["vocab_layer_norm.bias"], M.LAYER_NORM_EPS)  # (B, S, D)
+        logits = self._numpy(ops.linear(x, p[TIED_PROJECTOR], p["vocab_projector.bias"]))  # (B, S, V)
+        loss = None
+        if labels is not None:
+            labels = _int_labels(labels, logits.shape[:2], "labels")
+            loss = losses.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        return self._output(hidden, attn, loss=loss, logits=logits)
+
+
+class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
+    """First token -> pre_classifier -> ReLU -> classifier: logits (batch, num_labels)."""
+
+    head = "sequence_classification"
+    output_class = SequenceClassifierOutput
+
+    def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
+                output_attentions=False, output_hidden_states=False, hooks=None):
+        last, hidden, attn = self._encode(
+            input_ids, attention_mask, head_mask, inputs_embeds, output_hidden_states, output_attentions, hooks
+        )
+        logits = self._numpy(_pooled_classifier(self._prepared, self.ops, last))  # (B, num_labels)
+        loss = None if labels is None else self.loss(logits, labels)
+        return self._output(hidden, attn, loss=loss, logits=logits)
+
+    def problem_type(self, labels):
+        """The reference's choice when config.problem_type is None (decided per call, config untouched)."""
+        if self.config.problem_type is not None:
+            return self.config.problem_type
+        labels = np.asarray(labels)
+        if self.config.num_labels == 1:
+            return "regression"
+        if labels.dtype != np.bool_ and np.issubdtype(labels.dtype, np.integer):
+            return "single_label_classification"
+        return "multi_label_classification"
+
+    def loss(self, logits, labels):
+        """MSE (regression), cross-entropy (single label, -100 ignored) or BCE-with-logits (multi label)."""
+        n = self.config.num_labels
+        kind = self.problem_type(labels)
+        labels = np.asarray(labels)
+        if kind == "regression":
+            if not (labels.dtype == np.bool_ or np.issubdtype(labels.dtype, np.number)):
+                raise ValueError(f"regression labels must be numbers, got dtype {labels.dtype}")
+            if n == 1:
+                return losses.mse(np.squeeze(logits), np.squeeze(labels).astype(np.float32))
+            return losses.mse(logits, labels.astype(np.float32))
+        if kind == "single_label_classification":
+            labels = _int_labels(labels, (logits.shape[0],), "labels")
+            return losses.cross_entropy(logits.reshape(-1, n), labels.reshape(-1))
+        if not (labels.dtype == np.bool_ or np.issubdtype(labels.dtype, np.number)):
+            raise ValueError(f"multi-label targets must be numbers, got dtype {labels.dtype}")
+        if labels.shape != logits.shape:
+            raise ValueError(f"multi-label targets must have shape {logits.shape}, got {labels.shape}")
+        return losses.bce_with_logits(logits, labels.astype(np.float32))
+
+
+class DistilBertForMultipleChoice(DistilBertPreTrainedModel):
+    """Inputs (batch, choices, seq): each choice scored like sequence classification with one unit."""
+
+    head = "multiple_choice"
+    output_class = MultipleChoiceModelOutput
+
+    def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
+                output_attentions=False, output_hidden_states=False, hooks=None):
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        if input_ids is not None:
+            input_ids = np.asarray(input_ids)
+            if input_ids.ndim != 3:
+                raise ValueError(
+                    f"input_ids must have shape (batch, num_choices, seq_len), got shape {input_ids.shape}"
+                )
+            batch, choices, seq_len = input_ids.shape
+            input_ids = input_ids.reshape(batch * choices, seq_len)  # (B·C, S)
+        else:
+            inputs_embeds = np.asarray(inputs_embeds)
+            if inputs_embeds.ndim != 4:
+                raise ValueError(
+                    "inputs_embeds must have shape (batch, num_choices, seq_len, dim), "
+                    f"got shape {inputs_embeds.shape}"
+                )
+            batch, choices, seq_len = inputs_embeds.shape[:3]
+            inputs_embeds = inputs_embeds.reshape(batch * choices, seq_len, inputs_embeds.shape[-1])  # (B·C, S, D)
+        if attention_mask is not None:
+            attention_mask = np.asarray(attention_mask)
+            if attention_mask.shape != (batch, choices, seq_len):
+                raise ValueError(
+                    f"attention_mask has shape {attention_mask.shape}, but the input has shape {(batch, choices, seq_len)}"
+                )
+            attention_mask = attention_mask.reshape(batch * choices, seq_len)  # (B·C, S)
+        last, hidden, attn = self._encode(
+            input_ids, attention_mask, head_mask, inputs_embeds, output_hidden_states, output_attentions, hooks
+        )
+        logits = self._numpy(_pooled_classifier(self._prepared, self.ops, last))  # (B·C, 1)
+        logits = logits.reshape(batch, choices)  # (B, C)
+        loss = None
+        if labels is not None:
+            labels = _int_labels(labels, (batch,), "labels")
+            loss = losses.cross_entropy(logits, labels)
+        return self._output(hidden, attn, loss=loss, logits=logits)
+
+
+class DistilBertForTokenClassification(DistilBertPreTrainedModel):
+    """classifier on every position: logits (batch, seq, num_labels)."""
+
+    head = "token_classification"
+    output_class = TokenClassifierOutput
+
+    def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
+                output_attentions=False, output_hidden_states=False, hooks=None):
+        last, hidden, attn = self._encode(
+            input_ids, attention_mask, head_mask, inputs_embeds, output_hidden_states, output_attentions, hooks
+        )
+        p = self._prepared
+        logits = self._numpy(self.ops.linear(last, p["classifier.weight"], p["classifier.bias"]))  # (B, S, N)
+        loss = None
+        if labels is not None:
+            labels = _int_labels(labels, logits.shape[:2], "labels")
+            loss = losses.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        return self._output(hidden, attn, loss=loss, logits=logits)
+
+
+class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
+    """qa_outputs (2 units) on every position, split into start_logits and end_logits (batch, seq)."""
+
+    head = "question_answering"
+    output_class = QuestionAnsweringModelOutput
+
+    @classmethod
+    def _check_config(cls, config):
+        if config.num_labels != 2:
+            raise ConfigError(f"num_labels must be 2 for question answering (start and end), got {config.num_labels}")
+
+    def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, start_positions=None,
+                end_positions=None, output_attentions=False, output_hidden_states=False, hooks=None):
+        last, hidden, attn = self._encode(
+            input_ids, attention_mask, head_mask, inputs_embeds, output_hidden_states, output_attentions, hooks
+        )
+        p = self._prepared
+        logits = self._numpy(self.ops.linear(last, p["qa_outputs.weight"], p["qa_outputs.bias"]))  # (B, S, 2)
+        start_logits = np.ascontiguousarray(logits[..., 0])  # (B, S)
+        end_logits = np.ascontiguousarray(logits[..., 1])  # (B, S)
+        loss = None
+        if (start_positions is None) != (end_positions is None):
+            raise ValueError("pass both start_positions and end_positions for a loss, or neither")
+        if start_positions is not None:
+            loss = losses.span_loss(start_logits, end_logits, start_positions, end_positions)
+        return self._output(hidden, attn, loss=loss, start_logits=start_logits, end_logits=end_logits)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _pooled_classifier(p, ops, last):
+    """First token -> pre_classifier -> ReLU -> classifier (dropout is off at inference)."""
+    pooled = last[:, 0]  # (B, D)
+    pooled = ops.linear(pooled, p["pre_classifier.weight"], p["pre_classifier.bias"], activation="relu")  # (B, D)
+    return ops.linear(pooled, p["classifier.weight"], p["classifier.bias"])  # (B, N)
+
+
+def _int_labels(labels, shape, name):
+    """Integer class labels of the given shape (-100 = ignore), or a ValueError."""
+    labels = np.asarray(labels)
+    if labels.dtype == np.bool_ or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{name} must be integer class ids (-100 to ignore), got dtype {labels.dtype}")
+    if labels.size != math.prod(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {labels.shape}")
+    return labels.reshape(shape)
+
+
+MODEL_CLASSES = {
+    cls.__name__: cls
+    for cls in (
+        DistilBertModel,
+        DistilBertForMaskedLM,
+        DistilBertForSequenceClassification,
+        DistilBertForMultipleChoice,
+        DistilBertForTokenClassification,
+        DistilBertForQuestionAnswering,
+    )
+}

@@ -1,0 +1,142 @@
+"""Seeded random parameters with the checkpoint's names.
+
+Used for fresh task heads (`from_pretrained(..., fresh_head=True)`), for
+models built from a bare config, and by the golden tests, which regenerate
+the official-size checkpoint from a seed instead of storing 260 MB of weights.
+
+Every tensor draws from its own generator, seeded by (seed, crc32(name)), so
+a tensor's values depend only on the seed, its name and its shape: adding a
+head or a layer never changes the other tensors, and the encoder of a
+DistilBertForMaskedLM equals the encoder of a DistilBertModel with the same seed.
+
+Names are the bare layout (`embeddings.*`, `transformer.layer.N.*`, and the
+head tensors without the `distilbert.` prefix), as `heads.py` keeps them.
+"""
+
+import zlib
+
+import numpy as np
+
+LAYER_LINEARS = ("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin", "ffn.lin1", "ffn.lin2")
+LAYER_NORMS = ("sa_layer_norm", "output_layer_norm")
+
+# head name -> the class whose head it is (see heads.HEAD_TENSORS for the tensors)
+HEADS = ("masked_lm", "sequence_classification", "multiple_choice", "token_classification", "question_answering")
+
+
+def sinusoidal_position_embeddings(n_pos, dim):
+    """The reference's fixed table: angle = pos / 10000^(2*(j//2)/dim), sin on even columns, cos on odd.
+
+    Computed in float64, stored float32, as the reference does.
+    """
+    pos = np.arange(n_pos, dtype=np.float64)[:, None]  # (n_pos, 1)
+    j = np.arange(dim)  # (dim,)
+    angle = pos / np.power(10000.0, 2 * (j // 2) / dim)  # (n_pos, dim)
+    table = np.empty((n_pos, dim), dtype=np.float32)  # (n_pos, dim)
+    table[:, 0::2] = np.sin(angle[:, 0::2])
+    table[:, 1::2] = np.cos(angle[:, 1::2])
+    return table
+
+
+def encoder_shapes(config):
+    """{name: shape} of the encoder tensors (embeddings and every layer), bare names."""
+    d, h = config.dim, config.hidden_dim
+    shapes = {
+        "embeddings.word_embeddings.weight": (config.vocab_size, d),
+        "embeddings.position_embeddings.weight": (config.max_position_embeddings, d),
+        "embeddings.LayerNorm.weight": (d,),
+        "embeddings.LayerNorm.bias": (d,),
+    }
+    linear_shapes = {
+        "attention.q_lin": (d, d),
+        "attention.k_lin": (d, d),
+        "attention.v_lin": (d, d),
+        "attention.out_lin": (d, d),
+        "ffn.lin1": (h, d),
+        "ffn.lin2": (d, h),
+    }
+    for i in range(config.n_layers):
+        p = f"transformer.layer.{i}."
+        for name in LAYER_LINEARS:
+            out_in = linear_shapes[name]
+            shapes[p + name + ".weight"] = out_in
+            shapes[p + name + ".bias"] = (out_in[0],)
+        for name in LAYER_NORMS:
+            shapes[p + name + ".weight"] = (d,)
+            shapes[p + name + ".bias"] = (d,)
+    return shapes
+
+
+def head_shapes(config, head):
+    """{name: shape} of one task head's tensors (None: no head). vocab_projector.weight is tied, so absent."""
+    d = config.dim
+    if head is None:
+        return {}
+    if head == "masked_lm":
+        return {
+            "vocab_transform.weight": (d, d),
+            "vocab_transform.bias": (d,),
+            "vocab_layer_norm.weight": (d,),
+            "vocab_layer_norm.bias": (d,),
+            "vocab_projector.bias": (config.vocab_size,),
+        }
+    if head in ("sequence_classification", "multiple_choice"):
+        n = config.num_labels if head == "sequence_classification" else 1
+        return {
+            "pre_classifier.weight": (d, d),
+            "pre_classifier.bias": (d,),
+            "classifier.weight": (n, d),
+            "classifier.bias": (n,),
+        }
+    if head == "token_classification":
+        return {"classifier.weight": (config.num_labels, d), "classifier.bias": (config.num_labels,)}
+    if head == "question_answering":
+        return {"qa_outputs.weight": (2, d), "qa_outputs.bias": (2,)}
+    raise ValueError(f"unknown head {head!r}: expected None or one of {', '.join(HEADS)}")
+
+
+def _is_norm(name):
+    return "LayerNorm" in name or "layer_norm" in name
+
+
+def _draw(name, shape, seed, std, perturb):
+    """One tensor, from a generator seeded by (seed, crc32(name))."""
+    rng = np.random.default_rng([int(seed), zlib.crc32(name.encode("utf-8"))])
+    is_bias = name.endswith(".bias")
+    if _is_norm(name):
+        if not perturb:
+            return np.full(shape, 0.0 if is_bias else 1.0, dtype=np.float32)
+        base = np.float32(0.0 if is_bias else 1.0)
+        return base + np.float32(0.1) * rng.standard_normal(shape, dtype=np.float32)
+    if is_bias and not perturb:
+        return np.zeros(shape, dtype=np.float32)
+    values = rng.standard_normal(shape, dtype=np.float32)  # (*shape)
+    values *= np.float32(std)
+    return values
+
+
+def random_params(config, seed=0, head=None, *, std=None, perturb=False, encoder=True):
+    """Seeded random float32 parameters for `config`, bare names.
+
+    head: None (encoder only) or one of HEADS; only that head's tensors are added.
+    std: standard deviation of weight matrices and embeddings (default config.initializer_range,
+         the reference's init: normal(0, std) weights, zero biases, LayerNorm 1 and 0).
+    perturb: also randomise biases (normal(0, std)) and LayerNorms (1 + 0.1·N, 0.1·N), so that
+         tests see every tensor; the golden tests use this.
+    encoder: False gives the head's tensors only (e.g. a fresh head for a loaded encoder).
+
+    Sinusoidal configs get the fixed sinusoidal table as position embeddings.
+    """
+    if std is None:
+        std = getattr(config, "initializer_range", 0.02)
+    shapes = {}
+    if encoder:
+        shapes.update(encoder_shapes(config))
+    shapes.update(head_shapes(config, head))
+    params = {}
+    for name, shape in shapes.items():
+        if name == "embeddings.position_embeddings.weight" and getattr(config, "sinusoidal_pos_embds", False):
+            params[name] = sinusoidal_position_embeddings(config.max_position_embeddings, config.dim)
+        else:
+            params[name] = _draw(name, shape, seed, std, perturb)
+    return params
