@@ -51,6 +51,19 @@ def _int64_bits_as_float64(typingctx, bits):
     return sig, codegen
 
 
+@intrinsic
+def maxnum(typingctx, a, b):
+    """max(a, b) as LLVM's maxnum (a NaN operand is ignored): unlike Python's max, a loop of it vectorizes."""
+    sig = a(a, a)
+
+    def codegen(context, builder, signature, args):
+        ty = args[0].type
+        fn = builder.module.declare_intrinsic("llvm.maxnum", [ty], llvmlite.ir.FunctionType(ty, [ty, ty]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
 @njit(inline="always", error_model="numpy", cache=True)
 def exp64(x):
     """exp of a float64 whose result is meant for float32 (relative error < 3e-9 before rounding).

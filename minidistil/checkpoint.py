@@ -263,7 +263,9 @@ def read_config_dict(directory: str | os.PathLike) -> dict:
     return data
 
 
-def load_checkpoint(path: str | os.PathLike, *, float_dtype=np.float32) -> tuple[DistilBertConfig, dict[str, np.ndarray]]:
+def load_checkpoint(
+    path: str | os.PathLike, *, float_dtype=np.float32, **config_overrides
+) -> tuple[DistilBertConfig, dict[str, np.ndarray]]:
     """(config, state) of a checkpoint directory, in DistilBERT's normalised names.
 
     `path`: the directory (config.json + weights), or a weights file whose
@@ -272,6 +274,8 @@ def load_checkpoint(path: str | os.PathLike, *, float_dtype=np.float32) -> tuple
     vocab_projector.weight (the reference leaves the tied copy out), it is tied
     to the word embeddings (same array, no copy). The state is not yet checked
     against a head: call `check_tensors(state, expected_shapes(config, head), path)`.
+    `config_overrides` change config fields after reading (e.g. num_labels=3,
+    which regenerates the labels; see DistilBertConfig.replace).
     """
     path = Path(path)
     directory = path if path.is_dir() else path.parent
@@ -291,6 +295,11 @@ def load_checkpoint(path: str | os.PathLike, *, float_dtype=np.float32) -> tuple
         state = normalise_keys(raw, source=source)
     else:
         raise CheckpointError(f"{directory / CONFIG_NAME}: model_type {model_type!r} is not supported (expected distilbert or bert)")
+    if config_overrides:
+        try:
+            config = config.replace(**config_overrides)
+        except ConfigError as exc:
+            raise ConfigError(f"{directory / CONFIG_NAME} with overrides {config_overrides}: {exc}") from exc
     tie_vocab_projector(state, config)
     return config, state
 
@@ -506,7 +515,8 @@ def save_checkpoint(
 ) -> Path:
     """Write config.json + model.safetensors that the reference's from_pretrained loads.
 
-    `state` uses normalised names. prefix_encoder=True writes the encoder under
+    `state` uses normalised names (names already carrying "distilbert." are
+    written as they are). prefix_encoder=True writes the encoder under
     "distilbert." as the reference's task classes do (use it for any model with
     a head); False writes bare names as DistilBertModel does. A tied
     vocab_projector.weight (identical to the word embeddings, with
@@ -515,7 +525,7 @@ def save_checkpoint(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     out = {}
-    embeddings = state.get("embeddings.word_embeddings.weight")
+    embeddings = state.get("embeddings.word_embeddings.weight", state.get(ENCODER_PREFIX + "embeddings.word_embeddings.weight"))
     for name, value in state.items():
         if (
             name == "vocab_projector.weight"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import losses
+from . import checkpoint, losses
 from . import model as M
 from .config import DistilBertConfig
 from .errors import CheckpointError, ConfigError
@@ -34,21 +34,7 @@ PREFIX = "distilbert."
 TIED_PROJECTOR = "vocab_projector.weight"
 
 # Every tensor name a DistilBERT head of the reference can hold (bare layout).
-HEAD_TENSORS = {
-    "masked_lm": (
-        "vocab_transform.weight",
-        "vocab_transform.bias",
-        "vocab_layer_norm.weight",
-        "vocab_layer_norm.bias",
-        "vocab_projector.weight",
-        "vocab_projector.bias",
-    ),
-    "sequence_classification": ("pre_classifier.weight", "pre_classifier.bias", "classifier.weight", "classifier.bias"),
-    "multiple_choice": ("pre_classifier.weight", "pre_classifier.bias", "classifier.weight", "classifier.bias"),
-    "token_classification": ("classifier.weight", "classifier.bias"),
-    "question_answering": ("qa_outputs.weight", "qa_outputs.bias"),
-}
-KNOWN_HEAD_TENSORS = frozenset(name for names in HEAD_TENSORS.values() for name in names)
+KNOWN_HEAD_TENSORS = checkpoint.head_tensor_names()
 
 
 def _get_ops(backend, threads):
@@ -63,17 +49,6 @@ def _shape(array):
 
 def _describe(names_shapes):
     return "; ".join(f"{name} {list(shape)}" for name, shape in names_shapes)
-
-
-def _bare(tensors):
-    """Drop the task classes' `distilbert.` prefix from encoder tensor names."""
-    out = {}
-    for name, value in tensors.items():
-        bare = name[len(PREFIX):] if name.startswith(PREFIX) else name
-        if bare in out:
-            raise CheckpointError(f"tensor {bare!r} appears both with and without the {PREFIX!r} prefix")
-        out[bare] = value
-    return out
 
 
 class DistilBertPreTrainedModel:
@@ -97,7 +72,7 @@ class DistilBertPreTrainedModel:
         self.config = config
         if params is None:
             params = random_params(config, seed, self.head)
-        self.params = self._checked_params(config, _bare(params))
+        self.params = self._checked_params(config, checkpoint.normalise_keys(params, source="params"))
         self.ops = _get_ops(backend, threads)
         self._prepared = self.ops.prepare(self._runtime_params())
 
@@ -111,39 +86,14 @@ class DistilBertPreTrainedModel:
         return {**encoder_shapes(config), **head_shapes(config, cls.head)}
 
     @classmethod
-    def _optional_shapes(cls, config):
-        """Tensors this class accepts but does not require (the tied MLM projector)."""
-        return {}
-
-    @classmethod
     def _checked_params(cls, config, params, source="params"):
-        """params as float32 NumPy arrays, every expected tensor present with its shape, nothing unknown."""
+        """params as float32 NumPy arrays; every expected tensor present with its shape, nothing unknown."""
         params = dict(params)
-        expected = cls._expected_shapes(config)
-        optional = cls._optional_shapes(config)
         pos = M.POSITION_EMBEDDINGS
         if pos not in params and config.sinusoidal_pos_embds:
             # A sinusoidal table is a function of the config; the reference recreates it when absent.
             params[pos] = sinusoidal_position_embeddings(config.max_position_embeddings, config.dim)
-        missing = [(n, s) for n, s in expected.items() if n not in params]
-        unexpected = [(n, _shape(v)) for n, v in params.items() if n not in expected and n not in optional]
-        wrong = [
-            (n, _shape(v), {**expected, **optional}[n])
-            for n, v in params.items()
-            if n in expected or n in optional
-            if _shape(v) != tuple({**expected, **optional}[n])
-        ]
-        problems = []
-        if missing:
-            problems.append(f"missing {len(missing)} tensor(s): {_describe(missing)}")
-        if unexpected:
-            problems.append(f"unexpected {len(unexpected)} tensor(s): {_describe(unexpected)}")
-        if wrong:
-            problems.append(
-                "wrong shape: " + "; ".join(f"{n} is {list(got)}, the config needs {list(want)}" for n, got, want in wrong)
-            )
-        if problems:
-            raise CheckpointError(f"{source} do not fit {cls.__name__}: " + " | ".join(problems))
+        params = checkpoint.check_tensors(params, cls._expected_shapes(config), source)
         out = {}
         for name, value in params.items():
             array = np.asarray(value)
@@ -179,16 +129,16 @@ class DistilBertPreTrainedModel:
         warning, as the reference does; tensors nobody knows are an error.
         config_overrides change config fields (e.g. num_labels=3).
         """
-        from .checkpoint import load_checkpoint
-
-        config, tensors = load_checkpoint(path, **config_overrides)
-        params = cls._params_from_checkpoint(config, _bare(tensors), fresh_head, seed, str(path))
+        config, tensors = checkpoint.load_checkpoint(path)
+        if config_overrides:
+            config = config.replace(**config_overrides)
+        params = cls._params_from_checkpoint(config, tensors, fresh_head, seed, str(path))
         return cls(config, params, backend=backend, threads=threads)
 
     @classmethod
     def _params_from_checkpoint(cls, config, tensors, fresh_head, seed, source):
-        own = set(HEAD_TENSORS.get(cls.head, ()))
         expected_head = head_shapes(config, cls.head)
+        own = set(checkpoint.head_shapes(config, cls.head))
         foreign = sorted(n for n in tensors if n in KNOWN_HEAD_TENSORS and n not in own)
         if foreign:
             warnings.warn(
@@ -218,11 +168,9 @@ class DistilBertPreTrainedModel:
 
     def save_pretrained(self, directory):
         """Write config.json and model.safetensors that the reference loads into the same class."""
-        from .checkpoint import save_checkpoint
-
         directory = Path(directory)
         config = self.config.replace(architectures=[type(self).__name__])
-        save_checkpoint(directory, config, self.state_dict())
+        checkpoint.save_checkpoint(directory, config, self.params, prefix_encoder=self.head is not None)
         return directory
 
     # ------------------------------------------------------------- forward
@@ -277,27 +225,14 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
     output_class = MaskedLMOutput
 
     @classmethod
-    def _expected_shapes(cls, config):
-        shapes = super()._expected_shapes(config)
-        if not config.tie_word_embeddings:
-            shapes[TIED_PROJECTOR] = (config.vocab_size, config.dim)
-        return shapes
-
-    @classmethod
-    def _optional_shapes(cls, config):
-        return {TIED_PROJECTOR: (config.vocab_size, config.dim)} if config.tie_word_embeddings else {}
-
-    @classmethod
     def _checked_params(cls, config, params, source="params"):
         params = dict(params)
-        if config.tie_word_embeddings:
-            # Tied: the projector is the word embedding matrix; a stored copy is not used, as in the reference.
-            projector = params.pop(TIED_PROJECTOR, None)
-            if projector is not None and _shape(projector) != (config.vocab_size, config.dim):
-                raise CheckpointError(
-                    f"{source}: {TIED_PROJECTOR} is {list(_shape(projector))}, "
-                    f"the config needs {[config.vocab_size, config.dim]}"
-                )
+        if config.tie_word_embeddings and TIED_PROJECTOR in params:
+            # Tied: the projector is the word embedding matrix. A stored copy is checked for shape
+            # and not used, as the reference (transformers 4.57) does even when the copy differs.
+            checkpoint.check_tensors(
+                {TIED_PROJECTOR: params.pop(TIED_PROJECTOR)}, {TIED_PROJECTOR: (config.vocab_size, config.dim)}, source
+            )
         return super()._checked_params(config, params, source)
 
     def _runtime_params(self):
@@ -305,9 +240,6 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
         if self.config.tie_word_embeddings:
             params[TIED_PROJECTOR] = params[M.WORD_EMBEDDINGS]  # the same array: tied
         return params
-
-    def state_dict(self):
-        return super().state_dict()  # the tied projector is not stored, as the reference saves it
 
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
                 output_attentions=False, output_hidden_states=False, hooks=None):

@@ -17,11 +17,9 @@ import zlib
 
 import numpy as np
 
-LAYER_LINEARS = ("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin", "ffn.lin1", "ffn.lin2")
-LAYER_NORMS = ("sa_layer_norm", "output_layer_norm")
+from . import checkpoint
 
-# head name -> the class whose head it is (see heads.HEAD_TENSORS for the tensors)
-HEADS = ("masked_lm", "sequence_classification", "multiple_choice", "token_classification", "question_answering")
+HEADS = checkpoint.HEADS  # masked_lm, sequence_classification, multiple_choice, token_classification, question_answering
 
 
 def sinusoidal_position_embeddings(n_pos, dim):
@@ -40,59 +38,21 @@ def sinusoidal_position_embeddings(n_pos, dim):
 
 def encoder_shapes(config):
     """{name: shape} of the encoder tensors (embeddings and every layer), bare names."""
-    d, h = config.dim, config.hidden_dim
-    shapes = {
-        "embeddings.word_embeddings.weight": (config.vocab_size, d),
-        "embeddings.position_embeddings.weight": (config.max_position_embeddings, d),
-        "embeddings.LayerNorm.weight": (d,),
-        "embeddings.LayerNorm.bias": (d,),
-    }
-    linear_shapes = {
-        "attention.q_lin": (d, d),
-        "attention.k_lin": (d, d),
-        "attention.v_lin": (d, d),
-        "attention.out_lin": (d, d),
-        "ffn.lin1": (h, d),
-        "ffn.lin2": (d, h),
-    }
-    for i in range(config.n_layers):
-        p = f"transformer.layer.{i}."
-        for name in LAYER_LINEARS:
-            out_in = linear_shapes[name]
-            shapes[p + name + ".weight"] = out_in
-            shapes[p + name + ".bias"] = (out_in[0],)
-        for name in LAYER_NORMS:
-            shapes[p + name + ".weight"] = (d,)
-            shapes[p + name + ".bias"] = (d,)
-    return shapes
+    return checkpoint.encoder_shapes(config)
 
 
 def head_shapes(config, head):
-    """{name: shape} of one task head's tensors (None: no head). vocab_projector.weight is tied, so absent."""
-    d = config.dim
-    if head is None:
-        return {}
-    if head == "masked_lm":
-        return {
-            "vocab_transform.weight": (d, d),
-            "vocab_transform.bias": (d,),
-            "vocab_layer_norm.weight": (d,),
-            "vocab_layer_norm.bias": (d,),
-            "vocab_projector.bias": (config.vocab_size,),
-        }
-    if head in ("sequence_classification", "multiple_choice"):
-        n = config.num_labels if head == "sequence_classification" else 1
-        return {
-            "pre_classifier.weight": (d, d),
-            "pre_classifier.bias": (d,),
-            "classifier.weight": (n, d),
-            "classifier.bias": (n,),
-        }
-    if head == "token_classification":
-        return {"classifier.weight": (config.num_labels, d), "classifier.bias": (config.num_labels,)}
-    if head == "question_answering":
-        return {"qa_outputs.weight": (2, d), "qa_outputs.bias": (2,)}
-    raise ValueError(f"unknown head {head!r}: expected None or one of {', '.join(HEADS)}")
+    """{name: shape} of one task head's tensors (None: no head), bare names.
+
+    The MLM's vocab_projector.weight is left out when tied (config.tie_word_embeddings):
+    it is the word embedding matrix, not a tensor of its own.
+    """
+    if head is not None and head not in HEADS:
+        raise ValueError(f"unknown head {head!r}: expected None or one of {', '.join(HEADS)}")
+    shapes = checkpoint.head_shapes(config, head)
+    if head == "masked_lm" and getattr(config, "tie_word_embeddings", True):
+        shapes.pop("vocab_projector.weight")
+    return shapes
 
 
 def _is_norm(name):

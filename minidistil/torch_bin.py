@@ -167,6 +167,15 @@ def _check_tensor_args(storage, storage_offset, size, stride):
         raise CheckpointError(f"tensor size {size!r} and stride {stride!r} must be tuples of one length")
     if not all(_is_int(v) and v >= 0 for v in (storage_offset, *size, *stride)):
         raise CheckpointError(f"tensor offset {storage_offset!r}, size {size!r}, stride {stride!r} must be non-negative integers")
+    count = 1
+    for n in size:
+        count *= n
+    if count > max(storage.numel, 1):
+        # Only an expanded (stride-0) view can have more elements than its storage; a state
+        # dict has no reason to hold one, and materialising it could take unbounded memory.
+        raise CheckpointError(
+            f"tensor of size {tuple(size)} has {count} elements, more than {storage!r} holds ({storage.numel})"
+        )
     if all(size):
         last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride))
         if last >= storage.numel:

@@ -160,7 +160,7 @@ def derive_ccc(nfd, nonstarters):
 
     Canonical classes never change once assigned, so the first code point with each class in
     `unicodedata` serves as the yardstick for that class. `c + m` is reordered iff ccc(c) > ccc(m),
-    `m + c` iff ccc(c) < ccc(m); equal classes keep their order.
+    `m + c` iff ccc(c) < ccc(m); only equal classes keep both orders.
     """
     known = set(nonstarters)
     markers = {}
@@ -178,9 +178,7 @@ def derive_ccc(nfd, nonstarters):
         c = chr(cp)
         found = None
         for v, m in sorted(markers.items()):
-            after = nfd.normalize_str(c + m) == m + c
-            before = nfd.normalize_str(m + c) == c + m
-            if not after and not before:
+            if nfd.normalize_str(c + m) == c + m and nfd.normalize_str(m + c) == m + c:
                 found = v
                 break
         assert found is not None, f"combining class of U+{cp:04X} is none of {sorted(markers)}"

@@ -4,6 +4,7 @@ Dev environment only (needs torch, transformers 4.57 and adapters 1.3):
 
     pip install torch==2.13.0 transformers==4.57.6 adapters==1.3.0 "huggingface_hub<1.0"
     python tools/make_adapter_goldens.py [--out tests/golden/adapters]
+    (here: .venv-ref/bin/python tools/make_adapter_goldens.py; about 10 s on CPU)
 
 adapters 1.3 imports `HfFolder` from huggingface_hub, which only the 0.x
 releases have, and pins transformers ~= 4.57.6: both must hold in the
@@ -12,6 +13,7 @@ environment that runs this script.
 What it writes (all tiny):
   base/                  a random small DistilBERT (vocab 100, dim 64, 2 layers, 4 heads),
                          saved with save_pretrained (config.json + model.safetensors)
+  static_cls/            a smaller DistilBertForSequenceClassification checkpoint (dim 32, 1 layer)
   adapters/<name>/       one adapter each, saved with the library's own save_adapter
                          (adapter_config.json + pytorch_adapter.bin or adapter.safetensors,
                          and the head of the same name beside it when there is one)
@@ -34,7 +36,6 @@ library's loading semantics.
 import argparse
 import datetime
 import json
-import os
 import platform
 import shutil
 import sys
@@ -57,7 +58,7 @@ from adapters import (
     SeqBnConfig,
 )
 from adapters.composition import Parallel, Stack
-from transformers import DistilBertConfig, DistilBertModel
+from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertModel
 
 SEED = 1234
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +95,7 @@ ADAPTERS = {
     # LoRA
     "lora": (LoRAConfig(r=4, alpha=8), ("question_answering", dict()), False),
     "lora_all": (LoRAConfig(r=2, alpha=3, attn_matrices=["q", "k", "v"], intermediate_lora=True, output_lora=True), None, False),
-    "lora_gated": (LoRAConfig(r=2, alpha=2, attn_matrices=["k"], use_gating=True, leave_out=[0]), None, False),
+    "lora_gated": (LoRAConfig(r=2, alpha=2, attn_matrices=["k", "v"], intermediate_lora=True, use_gating=True, leave_out=[0]), None, False),
     "ia3": (IA3Config(), None, False),
 }
 
@@ -164,8 +165,21 @@ def make_base(out):
     return cfg
 
 
-def fresh_model(out):
-    model = DistilBertAdapterModel.from_pretrained(out / "base", attn_implementation="eager")
+def make_static(out):
+    """A small DistilBertForSequenceClassification checkpoint: the reference turns its head into flex head "default"."""
+    torch.manual_seed(SEED + 3)
+    cfg = DistilBertConfig(**dict(BASE_CONFIG, dim=32, hidden_dim=64, n_layers=1), id2label={0: "no", 1: "maybe", 2: "yes"}, label2id={"no": 0, "maybe": 1, "yes": 2})
+    model = DistilBertForSequenceClassification(cfg)
+    gen = torch.Generator().manual_seed(SEED + 4)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm" not in name and "layer_norm" not in name:
+                p.add_(0.1 * torch.randn(p.shape, generator=gen))
+    model.save_pretrained(out / "static_cls", safe_serialization=True)
+
+
+def fresh_model(out, base="base"):
+    model = DistilBertAdapterModel.from_pretrained(out / base, attn_implementation="eager")
     model.eval()
     return model
 
@@ -206,21 +220,35 @@ def setup_from_spec(spec):
 
 # name -> dict(adapters=[...], heads=[...], active=spec, head=per-call head, merge=lora name,
 #              per_call=setup passed per call instead of set_active_adapters, inputs=ids|mc)
+# targets: the head's loss is checked too (names of arrays in inputs.npz)
+TARGETS = {
+    "cls_relu3": dict(labels="cls4_labels"),
+    "regression": dict(labels="regression_labels"),
+    "multilabel": dict(labels="multilabel_labels"),
+    "tagging2": dict(labels="tagging_labels"),
+    "qa": dict(start_positions="start_positions", end_positions="end_positions"),
+    "mc": dict(labels="mc_labels"),
+    "mlm": dict(labels="mlm_labels"),
+}
+
 CASES = {
-    # heads alone on the plain encoder
-    **{f"head_{h}": dict(heads=[h], head=h, inputs="mc" if h == "mc" else "ids") for h in HEADS},
+    # heads alone on the plain encoder, with a loss where targets are given
+    **{f"head_{h}": dict(heads=[h], head=h, inputs="mc" if h == "mc" else "ids", targets=TARGETS.get(h, {})) for h in HEADS},
     # each adapter alone: compare the encoder output (and the head beside it, if any)
     **{f"adapter_{a}": dict(adapters=[a], active=a) for a in ADAPTERS},
     # per-call override: adapter and head given in the call, none active
     "per_call_houlsby_qa": dict(adapters=["houlsby"], heads=["qa"], per_call="houlsby", head="qa"),
     "per_call_lora_mlm": dict(adapters=["lora"], heads=["mlm"], per_call="lora", head="mlm"),
     "adapter_pfeiffer_mc": dict(adapters=["pfeiffer"], heads=["mc"], active="pfeiffer", head="mc", inputs="mc"),
+    "adapter_pfeiffer_loss": dict(adapters=["pfeiffer"], active="pfeiffer", targets=dict(labels="cls3_labels")),
     # composition
     "stack_lang_task": dict(adapters=["lang", "task"], active={"Stack": ["lang", "task"]}),
     "stack_houlsby_pfeiffer_ln": dict(adapters=["houlsby", "pfeiffer_ln"], active={"Stack": ["houlsby", "pfeiffer_ln"]}, head="houlsby"),
     "stack_lora_lora_all": dict(adapters=["lora", "lora_all"], active={"Stack": ["lora", "lora_all"]}),
     "stack_lora_pfeiffer": dict(adapters=["lora", "pfeiffer"], active={"Stack": ["lora", "pfeiffer"]}),
     "parallel_pfeiffer_task": dict(adapters=["pfeiffer", "task"], active={"Parallel": ["pfeiffer", "task"]}),
+    # a task checkpoint as the base: its static head becomes flex head "default"
+    "static_cls_default_head": dict(base="static_cls", targets=dict(labels="cls3_labels")),
     # merged LoRA
     "merged_lora": dict(adapters=["lora"], active="lora", merge="lora"),
     "merged_lora_all": dict(adapters=["lora_all"], active="lora_all", merge="lora_all", heads=["cls_relu3"], head="cls_relu3"),
@@ -235,7 +263,7 @@ def outputs_to_arrays(out):
             for key, value in outputs_to_arrays(sub).items():
                 arrays[f"head{i}.{key}"] = value
         return arrays
-    for key in ("logits", "start_logits", "end_logits", "last_hidden_state"):
+    for key in ("loss", "logits", "start_logits", "end_logits", "last_hidden_state"):
         value = out.get(key) if hasattr(out, "get") else None
         if value is not None:
             arrays[key] = value.detach().numpy().astype(np.float32)
@@ -246,7 +274,7 @@ def outputs_to_arrays(out):
 
 
 def run_case(out, case, inputs):
-    model = fresh_model(out)
+    model = fresh_model(out, case.get("base", "base"))
     for name in case.get("adapters", []):
         model.load_adapter(str(out / "adapters" / name), use_safetensors=ADAPTERS[name][2])
     for name in case.get("heads", []):
@@ -260,6 +288,8 @@ def run_case(out, case, inputs):
     else:
         ids, mask = torch.tensor(inputs["input_ids"]), torch.tensor(inputs["attention_mask"])
     kwargs = dict(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    for key, array in case.get("targets", {}).items():
+        kwargs[key] = torch.tensor(inputs[array])
     if case.get("head"):
         kwargs["head"] = case["head"]
     with torch.no_grad():
@@ -282,6 +312,7 @@ def main():
     torch.set_grad_enabled(False)
 
     make_base(out)
+    make_static(out)
     save_all(out)
 
     rng = np.random.default_rng(SEED)
@@ -294,6 +325,21 @@ def main():
     mc_attention_mask[:, 1, 6:] = 0
     mc_input_ids[:, 1, 6:] = 0
     inputs = dict(input_ids=input_ids, attention_mask=attention_mask, mc_input_ids=mc_input_ids, mc_attention_mask=mc_attention_mask)
+    tagging = rng.integers(0, 4, size=(2, 7)).astype(np.int64)
+    tagging[0, 0] = -100
+    mlm = np.full((2, 7), -100, dtype=np.int64)
+    mlm[0, 2], mlm[1, 1], mlm[1, 4] = 7, 42, 99
+    inputs.update(
+        cls3_labels=np.array([0, 2], dtype=np.int64),
+        cls4_labels=np.array([1, 3], dtype=np.int64),
+        regression_labels=np.array([0.5, -1.0], dtype=np.float32),
+        multilabel_labels=np.array([[1, 0, 1], [0, 1, 1]], dtype=np.float32),
+        tagging_labels=tagging,
+        start_positions=np.array([1, 3], dtype=np.int64),
+        end_positions=np.array([2, 9], dtype=np.int64),  # 9 is past the input: clamped and ignored
+        mc_labels=np.array([2, 0], dtype=np.int64),
+        mlm_labels=mlm,
+    )
     np.savez(out / "inputs.npz", **inputs)
 
     expected = {}

@@ -66,7 +66,7 @@ SUPPORTED = tuple(KERNEL_ACTIVATIONS) + tuple(EXTRA_ACTIVATIONS) + ("gelu_python
 
 def normalise_activation(name, what):
     """The canonical activation name for `name` (None stays None), or AdapterError naming `what`."""
-    if name is None:
+    if not name:
         return None
     if not isinstance(name, str):
         raise AdapterError(f"{what}: activation must be a string or null, got {name!r}")

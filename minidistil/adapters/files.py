@@ -60,7 +60,7 @@ def read_json(path, what):
     return data
 
 
-def find_weights(directory, names, what):
+def find_weights(directory, names):
     for name in names:
         if (directory / name).is_file():
             return directory / name

@@ -99,8 +99,11 @@ def _int(value, what, where):
 class FlexHead:
     """One named head: its config, its steps, its weights."""
 
-    def __init__(self, name, config, tensors, source, model_config):
+    def __init__(self, name, config, local, source, model_config, prefix=None):
+        """local: {index.param: array}, the head's tensors without their `heads.<name>.` prefix."""
         where = f"{source}: head {name!r}"
+        prefix = prefix or f"heads.{name}."
+        local = dict(local)
         if not isinstance(config, dict):
             raise AdapterError(f"{where}: head 'config' must be an object")
         config = dict(config)
@@ -141,8 +144,6 @@ class FlexHead:
             if head_type == "question_answering" and self.num_outputs != 2:
                 raise AdapterError(f"{where}: a question-answering head needs num_labels 2, got {self.num_outputs}")
             self.steps, shapes = _steps(self.layers, self.activation, dim, self.num_outputs, cfg.get("bias", True))
-        prefix = f"heads.{name}."
-        local = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         self.tied_projection = None
         if head_type in LM_HEADS:
             final = self.steps[-1][1]

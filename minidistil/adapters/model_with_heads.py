@@ -1,0 +1,536 @@
+"""DistilBertModelWithHeads: one encoder, many adapters, many named heads.
+
+    model = DistilBertModelWithHeads.from_pretrained("distilbert-base-uncased/")
+    name = model.load_adapter("adapters/sst2")          # adapter_config.json + weights (+ head beside)
+    model.set_active_adapters(name)                     # also makes the head of that name active
+    out = model(input_ids=ids, attention_mask=mask)     # out.logits from head "sst2"
+    out = model(input_ids=ids, adapter_names=Stack("lang", "task"), head="task")   # per call
+
+Semantics follow the reference library (`adapters` 1.3, DistilBertAdapterModel):
+adapters plug into every layer through the encoder's hooks (model.py) — LoRA
+after the q/k/v/lin1/lin2 projections, bottleneck adapters in place of the
+two residual + LayerNorm steps — and heads run on the encoder's output.
+"""
+
+import copy
+from types import SimpleNamespace
+
+import numpy as np
+
+from .. import losses
+from .. import model as M
+from ..checkpoint import encoder_shapes, load_checkpoint
+from ..outputs import BaseModelOutput
+from . import bottleneck as bn
+from . import lora as lr
+from .composition import Parallel, channels, heads_from_setup, parse_setup
+from .configs import ACCEPTED_MODEL_CLASSES, MODEL_TYPE, parse_adapter_file
+from .errors import AdapterError
+from .files import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    HEAD_CONFIG,
+    HEAD_WEIGHTS,
+    check_directory,
+    find_weights,
+    read_json,
+    read_weights,
+    split_adapter_tensors,
+)
+from .flex_heads import LM_HEADS, FlexHead, MultiHeadOutput
+
+# static task classes of a base checkpoint -> the flex head the reference makes of them ("default")
+STATIC_HEADS = {
+    "DistilBertForSequenceClassification": (
+        dict(head_type="classification", layers=2, activation_function="relu"),
+        {"pre_classifier": 1, "classifier": 4},
+    ),
+    "DistilBertForMultipleChoice": (
+        dict(head_type="multiple_choice", layers=2, activation_function="relu"),
+        {"pre_classifier": 1, "classifier": 4},
+    ),
+    "DistilBertForTokenClassification": (
+        dict(head_type="tagging", layers=1, activation_function=None),
+        {"classifier": 1},
+    ),
+    "DistilBertForQuestionAnswering": (
+        dict(head_type="question_answering", layers=1, activation_function=None),
+        {"qa_outputs": 1},
+    ),
+    "DistilBertForMaskedLM": (
+        dict(head_type="masked_lm", layers=2, activation_function="gelu", layer_norm=True, bias=True),
+        {"vocab_transform": 0, "vocab_layer_norm": 2, "vocab_projector": 3},
+    ),
+}
+
+
+class LoadedAdapter:
+    """An adapter as loaded: its name, method configs, and modules by place."""
+
+    def __init__(self, name, methods, bottlenecks, loras, source):
+        self.name = name
+        self.methods = methods
+        self.bottlenecks = bottlenecks  # {(layer, location): bn.Bottleneck}
+        self.loras = loras  # {(layer, linear): lr.LoRAModule}
+        self.source = source
+
+    @property
+    def kinds(self):
+        kinds = []
+        for m in self.methods:
+            if m["method"] == "lora":
+                kinds.append("ia3" if m["composition_mode"] == "scale" else "lora")
+            else:
+                kinds.append("par_bn" if m["is_parallel"] else "bottleneck")
+        return kinds
+
+    def __repr__(self):
+        return f"LoadedAdapter({self.name!r}, {'+'.join(self.kinds)})"
+
+
+class DistilBertModelWithHeads:
+    """DistilBERT with named adapters and named prediction heads, chosen per call or made active."""
+
+    def __init__(self, config, params, *, backend=None, threads=None):
+        """An encoder from `config` and bare encoder `params` ({name: array}); no adapters, no heads yet."""
+        from ..heads import DistilBertModel
+
+        base = DistilBertModel(config, params, backend=backend, threads=threads)
+        self.config = base.config
+        self.params = base.params  # host float32 arrays, bare names
+        self.ops = base.ops
+        self._prepared = getattr(base, "_prepared", None)
+        if self._prepared is None:
+            self._prepared = self.ops.prepare(dict(self.params))
+        self.adapters = {}  # name -> LoadedAdapter
+        self.heads = {}  # name -> FlexHead
+        self._active_setup = None
+        self._active_heads = []
+        self._merged = None  # name of the merged LoRA adapter
+        self._merged_prepared = None
+        self._merged_linears = frozenset()
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def from_pretrained(cls, path, backend=None, threads=None):
+        """A plain DistilBERT checkpoint directory (any layout the checkpoint loader reads).
+
+        A task checkpoint's head (DistilBertForSequenceClassification, ...) becomes a flex head
+        named "default" and is made active, as the reference's DistilBertAdapterModel does.
+        """
+        config, state = load_checkpoint(path)
+        encoder = encoder_shapes(config)
+        params = {n: v for n, v in state.items() if n in encoder}
+        rest = {n: v for n, v in state.items() if n not in encoder}
+        model = cls(config, params, backend=backend, threads=threads)
+        architecture = (config.architectures or [None])[0]
+        if architecture in STATIC_HEADS and rest:
+            model._add_static_head(architecture, rest, str(path))
+        return model
+
+    def _add_static_head(self, architecture, tensors, source):
+        head_config, renames = STATIC_HEADS[architecture]
+        head_config = dict(head_config)
+        local = {}
+        for name, value in tensors.items():
+            module, _, param = name.partition(".")
+            if module in renames:
+                local[f"{renames[module]}.{param}"] = value
+        if not local:
+            return
+        label2id = self.config.label2id or {f"LABEL_{i}": i for i in range(2)}
+        if head_config["head_type"] == "multiple_choice":
+            head_config["num_choices"] = len(label2id)
+        elif head_config["head_type"] not in LM_HEADS:
+            head_config["num_labels"] = self.config.num_labels or len(label2id)
+        if head_config["head_type"] not in LM_HEADS:
+            head_config["label2id"] = dict(label2id)
+        self._add_head(FlexHead("default", head_config, local, source, self.config), set_active=True)
+
+    def load_adapter(self, path, load_as=None, with_head=True, set_active=False):
+        """Load an adapter the reference saved (save_adapter) from a directory; returns its name.
+
+        Reads adapter_config.json and adapter.safetensors or pytorch_adapter.bin; with_head also
+        loads a head saved beside it (head_config.json), under the same name as load_as when given.
+        set_active: make it the active adapter setup (and its head, if any, the active head).
+        """
+        directory = check_directory(path, "adapter")
+        source = str(directory)
+        data = read_json(directory / ADAPTER_CONFIG, "adapter config")
+        saved_name, methods = parse_adapter_file(data, source, self.config.dim, self.config.n_layers)
+        weights = find_weights(directory, ADAPTER_WEIGHTS)
+        if weights is None:
+            raise AdapterError(f"{source}: no adapter weights (looked for {', '.join(ADAPTER_WEIGHTS)})")
+        state = read_weights(weights)
+        has_inv = any(m.get("inv_adapter") for m in methods)
+        bn_tensors, lora_tensors = split_adapter_tensors(state, saved_name, source, has_inv)
+        bn_methods = [m for m in methods if m["method"] == "bottleneck"]
+        lora_methods = [m for m in methods if m["method"] == "lora"]
+        if len(bn_methods) > 1 or len(lora_methods) > 1:
+            raise AdapterError(f"{source}: a config union with more than one bottleneck or LoRA part is not supported")
+        if not bn_tensors and not lora_tensors:
+            raise AdapterError(f"{source}: {weights.name} holds no weights for adapter {saved_name!r}")
+        bottlenecks, loras = {}, {}
+        if bn_methods:
+            bottlenecks = bn.build_modules(saved_name, bn_methods[0], bn_tensors, source, self.config.dim, self.config.n_layers)
+        elif bn_tensors:
+            raise AdapterError(f"{source}: bottleneck weights but no bottleneck config for adapter {saved_name!r}")
+        if lora_methods:
+            loras = lr.build_modules(saved_name, lora_methods[0], lora_tensors, source, self.config)
+        elif lora_tensors:
+            raise AdapterError(f"{source}: LoRA weights but no LoRA config for adapter {saved_name!r}")
+        for module in list(bottlenecks.values()) + list(loras.values()):
+            module.prepare(self.ops)
+        name = load_as or saved_name
+        if self._merged == name:
+            self.reset_adapter()
+        self.adapters[name] = LoadedAdapter(name, methods, bottlenecks, loras, source)
+        if with_head and (directory / HEAD_CONFIG).is_file():
+            self.load_head(directory, load_as=load_as, set_active=set_active)
+        if set_active:
+            self.set_active_adapters(name)
+        return name
+
+    def load_head(self, path, load_as=None, set_active=True):
+        """Load a prediction head the reference saved (save_head); returns its name. Made active by default."""
+        directory = check_directory(path, "head")
+        source = str(directory)
+        data = read_json(directory / HEAD_CONFIG, "head config")
+        model_type = data.get("model_type")
+        if model_type is not None and model_type != MODEL_TYPE:
+            raise AdapterError(f"{source}: head was saved for model type {model_type!r}, this model is {MODEL_TYPE!r}")
+        hidden = data.get("hidden_size")
+        if hidden is not None and hidden != self.config.dim:
+            raise AdapterError(
+                f"{source}: head was saved for hidden size {hidden}, this model has hidden size {self.config.dim}"
+            )
+        model_class = data.get("model_class")
+        if model_class is not None and model_class not in ACCEPTED_MODEL_CLASSES and not (
+            model_class.startswith("DistilBert") and model_class.endswith("ModelWithHeads")
+        ):
+            raise AdapterError(
+                f"{source}: head of model class {model_class!r} cannot be loaded as a flex head "
+                f"(expected one of {', '.join(ACCEPTED_MODEL_CLASSES)})"
+            )
+        saved_name = data.get("name")
+        if not isinstance(saved_name, str) or not saved_name:
+            raise AdapterError(f"{source}: head_config.json has no head name ('name')")
+        weights = find_weights(directory, HEAD_WEIGHTS)
+        if weights is None:
+            raise AdapterError(f"{source}: no head weights (looked for {', '.join(HEAD_WEIGHTS)})")
+        state = read_weights(weights)
+        prefix = f"heads.{saved_name}."
+        local = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not local:
+            raise AdapterError(f"{source}: {weights.name} holds no weights for head {saved_name!r}")
+        name = load_as or saved_name
+        head = FlexHead(name, copy.deepcopy(data.get("config")), local, source, self.config, prefix=prefix)
+        self._add_head(head, set_active)
+        return name
+
+    def _add_head(self, head, set_active):
+        head.prepare(self.ops)
+        self.heads[head.name] = head
+        if head.tied_projection is not None and self.config.tie_word_embeddings:
+            # The reference ties the projection to the word embeddings, so loading the head's
+            # weight overwrites the embeddings the encoder reads too.
+            self._set_word_embeddings(head.tied_projection)
+        if set_active:
+            self.active_head = head.name
+
+    def _set_word_embeddings(self, weight):
+        weight = np.ascontiguousarray(weight, dtype=np.float32)
+        current = self.params[M.WORD_EMBEDDINGS]
+        if current.shape == weight.shape and np.array_equal(current, weight):
+            return
+        self.params = dict(self.params)
+        self.params[M.WORD_EMBEDDINGS] = weight
+        self._prepared = self.ops.prepare(dict(self.params))
+        if self._merged is not None:
+            self._merge_params(self._merged)
+
+    def delete_adapter(self, name):
+        self._check_adapter(name)
+        if self._merged == name:
+            self.reset_adapter()
+        del self.adapters[name]
+        if self._active_setup is not None and name in self._active_setup.flatten():
+            self._active_setup = None
+
+    def delete_head(self, name):
+        self._check_head(name)
+        del self.heads[name]
+        self._active_heads = [h for h in self._active_heads if h != name]
+
+    # ---------------------------------------------------------------- what is active
+    def _check_adapter(self, name):
+        if name not in self.adapters:
+            loaded = ", ".join(sorted(self.adapters)) or "none"
+            raise AdapterError(f"unknown adapter {name!r}; loaded adapters: {loaded}")
+
+    def _check_head(self, name):
+        if not isinstance(name, str) or name not in self.heads:
+            loaded = ", ".join(sorted(self.heads)) or "none"
+            raise AdapterError(f"unknown head {name!r}; loaded heads: {loaded}")
+
+    def _parse(self, setup):
+        setup = parse_setup(setup)
+        if setup is not None:
+            for name in sorted(setup.flatten()):
+                self._check_adapter(name)
+        return setup
+
+    def set_active_adapters(self, setup):
+        """Adapters used by default: a name, Stack(...), Parallel(...), or None for none.
+
+        As in the reference, the head named after the (last) adapter becomes the active head
+        when it exists (one head per child for Parallel).
+        """
+        self._active_setup = self._parse(setup)
+        heads = heads_from_setup(self._active_setup)
+        if isinstance(heads, str):
+            heads = [heads]
+        if heads and all(h in self.heads for h in heads):
+            self._active_heads = list(heads)
+
+    @property
+    def active_adapters(self):
+        return self._active_setup
+
+    @property
+    def active_head(self):
+        """The active head's name (a list for several heads), or None."""
+        if not self._active_heads:
+            return None
+        return self._active_heads[0] if len(self._active_heads) == 1 else list(self._active_heads)
+
+    @active_head.setter
+    def active_head(self, value):
+        if value is None:
+            self._active_heads = []
+            return
+        names = [value] if isinstance(value, str) else list(value)
+        for name in names:
+            self._check_head(name)
+        self._active_heads = names
+
+    def get_labels_dict(self, head=None):
+        """id2label of a head (the active one by default), or None when the head has no labels."""
+        head = head or self.active_head
+        if head is None:
+            raise AdapterError("no head given and no active head")
+        self._check_head(head)
+        labels = self.heads[head].id2label
+        return None if labels is None else dict(labels)
+
+    def get_labels(self, head=None):
+        labels = self.get_labels_dict(head)
+        return None if labels is None else list(labels.values())
+
+    # ---------------------------------------------------------------- merged LoRA
+    def merge_adapter(self, name):
+        """Fold a LoRA / (IA)^3 adapter into the encoder's weights (faster; same outputs).
+
+        As in the reference, a merged linear then ignores every LoRA module at that linear,
+        whichever adapters are active; reset_adapter() undoes the merge.
+        """
+        self._check_adapter(name)
+        if not self.adapters[name].loras:
+            raise AdapterError(f"cannot merge adapter {name!r}: only LoRA / (IA)^3 adapters can be merged")
+        if self._merged == name:
+            return
+        if self._merged is not None:
+            raise AdapterError(f"adapter {self._merged!r} is already merged; call reset_adapter() first")
+        self._merge_params(name)
+
+    def _merge_params(self, name):
+        loras = self.adapters[name].loras
+        merged = dict(self.params)
+        for (layer, linear), module in loras.items():
+            key = f"transformer.layer.{layer}.{'attention' if linear.endswith('_lin') else 'ffn'}.{linear}.weight"
+            merged[key] = module.merged_weight(self.params[key])
+        self._merged_prepared = self.ops.prepare(merged)
+        self._merged_linears = frozenset(loras)
+        self._merged = name
+
+    def reset_adapter(self):
+        """Undo merge_adapter."""
+        self._merged = None
+        self._merged_prepared = None
+        self._merged_linears = frozenset()
+
+    # ---------------------------------------------------------------- forward
+    def _hooks(self, stack):
+        """The encoder hooks for one Stack of adapter names (None when nothing applies)."""
+        bottlenecks, loras = {}, {}
+        for name in stack:
+            adapter = self.adapters[name]
+            for key, module in adapter.bottlenecks.items():
+                bottlenecks.setdefault(key, []).append(module)
+            for key, module in adapter.loras.items():
+                if key not in self._merged_linears:
+                    loras.setdefault(key, []).append(module)
+        ops = self.ops
+        hooks = SimpleNamespace()
+        if loras:
+            def project(layer, name, x, y):
+                modules = loras.get((layer, name))
+                return y if modules is None else lr.run_stack(ops, modules, x, y)
+
+            hooks.project = project
+        if bottlenecks:
+            def residual(layer, name, hidden, residual_input, norm):
+                modules = bottlenecks.get((layer, bn.RESIDUAL_LOCATIONS[name]))
+                if modules is None:
+                    return norm(hidden, residual_input)
+                return bn.run_stack(ops, modules, hidden, residual_input, norm)
+
+            hooks.residual = residual
+        return hooks if (loras or bottlenecks) else None
+
+    def _used_heads(self, setup, adapter_names, head):
+        if head is not None:
+            names = [head] if isinstance(head, str) else list(head)
+            for name in names:
+                self._check_head(name)
+            return names
+        if adapter_names is not None and setup is not None and self.heads:
+            named = heads_from_setup(setup)
+            named = [named] if isinstance(named, str) else named
+            if all(h in self.heads for h in named):
+                return named
+        return list(self._active_heads)
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        head_mask=None,
+        inputs_embeds=None,
+        output_attentions=False,
+        output_hidden_states=False,
+        adapter_names=None,
+        head=None,
+        labels=None,
+        start_positions=None,
+        end_positions=None,
+    ):
+        """Run the encoder with the adapter setup and head(s); outputs as NumPy in a ModelOutput.
+
+        adapter_names: a name, Stack or Parallel for this call (default: the active setup).
+        head: a head name (or list of names) for this call (default: the head named after the
+        last adapter of adapter_names when it exists, else the active head). With no head the
+        output is the encoder's (last_hidden_state ...). input_ids of shape (batch, choices, seq)
+        are flattened to (batch * choices, seq), as the reference does for multiple choice.
+        labels / start_positions / end_positions add the head's loss, as the reference computes it.
+        """
+        setup = self._active_setup if adapter_names is None else self._parse(adapter_names)
+        heads = self._used_heads(setup, adapter_names, head)
+        ids, mask, embeds = input_ids, attention_mask, inputs_embeds
+        if ids is not None:
+            ids = np.asarray(ids)
+            if ids.ndim > 2:
+                ids = ids.reshape(-1, ids.shape[-1])
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.ndim > 2:
+                mask = mask.reshape(-1, mask.shape[-1])
+        if embeds is not None:
+            embeds = np.asarray(embeds)
+            if embeds.ndim > 3:
+                embeds = embeds.reshape(-1, embeds.shape[-2], embeds.shape[-1])
+        ids, mask, head_mask, embeds = M.check_inputs(self.config, ids, mask, head_mask, embeds)
+        params = self._prepared if self._merged is None else self._merged_prepared
+        word_embeddings = params[M.WORD_EMBEDDINGS]
+        targets = dict(labels=labels, start_positions=start_positions, end_positions=end_positions)
+
+        runs = []
+        for stack in channels(setup):
+            last, hidden, attn = M.encoder(
+                params, self.ops, self.config, ids, mask, head_mask, embeds,
+                bool(output_hidden_states), bool(output_attentions), self._hooks(stack),
+            )
+            runs.append((last, self._numpy_tuple(hidden), self._numpy_tuple(attn)))
+
+        if isinstance(setup, Parallel):
+            if not heads:
+                last = np.concatenate([self._numpy(r[0]) for r in runs], axis=0)
+                return BaseModelOutput(last_hidden_state=last)
+            if len(heads) == 1:
+                heads = heads * len(runs)
+            if len(heads) != len(runs):
+                raise AdapterError(
+                    f"{setup!r} has {len(runs)} parallel channels but {len(heads)} heads were given: {heads}"
+                )
+            outs = [self._head(h, run, word_embeddings, mask, targets) for h, run in zip(heads, runs)]
+            return _multi(outs)
+        run = runs[0]
+        if not heads:
+            return BaseModelOutput(last_hidden_state=self._numpy(run[0]), hidden_states=run[1], attentions=run[2])
+        if len(heads) == 1:
+            return self._head(heads[0], run, word_embeddings, mask, targets)
+        return _multi([self._head(h, run, word_embeddings, mask, targets) for h in heads])
+
+    def _head(self, name, run, word_embeddings, mask, targets):
+        head = self.heads[name]
+        last, hidden, attn = run
+        out = head.forward(self.ops, last, word_embeddings, hidden_states=hidden, attentions=attn)
+        loss = _loss(head, out, mask, **targets)
+        if loss is not None:
+            out.loss = loss
+            out.move_to_end("loss", last=False)
+        return out
+
+    def _numpy(self, x):
+        return None if x is None else np.asarray(self.ops.to_numpy(x), dtype=np.float32)
+
+    def _numpy_tuple(self, xs):
+        return None if xs is None else tuple(self._numpy(x) for x in xs)
+
+    def __repr__(self):
+        c = self.config
+        return (
+            f"DistilBertModelWithHeads(dim={c.dim}, n_layers={c.n_layers}, adapters={sorted(self.adapters)}, "
+            f"heads={sorted(self.heads)}, active_adapters={self._active_setup!r}, active_head={self.active_head!r})"
+        )
+
+
+def _multi(outputs):
+    losses_ = [o.loss for o in outputs]
+    total = None if any(l is None for l in losses_) else np.asarray(sum(float(l) for l in losses_), dtype=np.float32)
+    return MultiHeadOutput(head_outputs=outputs, loss=total)
+
+
+def _loss(head, out, mask, labels=None, start_positions=None, end_positions=None):
+    """The reference flex heads' losses (None without targets)."""
+    t = head.head_type
+    if t == "question_answering":
+        if start_positions is None or end_positions is None:
+            return None
+        start = np.asarray(start_positions).reshape(-1)
+        end = np.asarray(end_positions).reshape(-1)
+        return losses.span_loss(out.start_logits, out.end_logits, start, end)
+    if labels is None:
+        return None
+    labels = np.asarray(labels)
+    logits = out.logits
+    if t == "classification":
+        if head.num_outputs == 1:
+            return losses.mse(logits.reshape(-1), labels.reshape(-1).astype(np.float32))
+        return losses.cross_entropy(logits.reshape(-1, head.num_outputs), labels.reshape(-1))
+    if t == "multilabel_classification":
+        return losses.bce_with_logits(logits, labels.astype(np.float32))
+    if t == "multiple_choice":
+        return losses.cross_entropy(logits, labels.reshape(-1))
+    if t == "tagging":
+        flat = labels.reshape(-1)
+        if mask is not None:
+            flat = np.where(np.asarray(mask).reshape(-1) == 1, flat, losses.IGNORE_INDEX)
+        return losses.cross_entropy(logits.reshape(-1, head.num_outputs), flat)
+    if t == "masked_lm":
+        return losses.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+    # causal_lm: shift so that position i predicts token i + 1
+    return losses.cross_entropy(logits[..., :-1, :].reshape(-1, logits.shape[-1]), labels[..., 1:].reshape(-1))
