@@ -382,7 +382,7 @@ def encodings(tokenizer=None, *, max_length=64, batch=True, pairs=True, overflow
         kwargs = {}
         if not draw(st.booleans()):
             kwargs["add_special_tokens"] = False
-        length = draw(st.none() | st.integers(1, max_length))
+        length = draw(st.none() | st.integers(4, max_length))
         strategies = [False, True, "longest_first"] + (["only_first", "only_second"] if second is not None else [])
         truncation = draw(st.sampled_from(strategies)) if length is not None else draw(st.sampled_from([False, True]))
         if truncation is not False:
