@@ -28,13 +28,14 @@ class UsageError(Exception):
 # ------------------------------------------------------------------------------------------ parser
 
 
-def _common(parser, default_model_help):
+def _common(parser, default_model_help, inputs=True):
     parser.add_argument("--model", help=f"model directory or hub name (default: {default_model_help})")
     parser.add_argument("--revision", help="hub revision (branch, tag or commit) of a named model")
     parser.add_argument("--backend", choices=("auto", "numpy", "numba", "cupy"), help="kernel backend (default: auto)")
     parser.add_argument("--threads", type=int, help="CPU threads for the numba backend")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--input", metavar="FILE", help="read inputs one per line from FILE ('-' for stdin)")
+    if inputs:
+        parser.add_argument("--input", metavar="FILE", help="read inputs one per line from FILE ('-' for stdin)")
     parser.add_argument("--batch-size", type=int, default=32, help="inputs per forward pass (default: 32)")
 
 
@@ -81,13 +82,13 @@ def build_parser():
 
     p = sub.add_parser("similarity", help="cosine similarity of a text to one or more others, most similar first")
     p.add_argument("texts", nargs="+", metavar="TEXT", help="the query, then the texts to compare it with")
-    _common(p, embedding_model)
+    _common(p, embedding_model, inputs=False)
 
     p = sub.add_parser("search", help="semantic search: the lines of a corpus file most similar to a query")
     p.add_argument("query")
     p.add_argument("--corpus", required=True, metavar="FILE", help="one document per line ('-' for stdin)")
     p.add_argument("--top-k", type=int, default=5, help="results to show (default: 5)")
-    _common(p, embedding_model)
+    _common(p, embedding_model, inputs=False)
 
     p = sub.add_parser("download", help="download a model into the Hugging Face cache and print its directory")
     p.add_argument("name", help="hub name, e.g. distilbert/distilbert-base-uncased")
@@ -96,6 +97,8 @@ def build_parser():
     p = sub.add_parser("convert", help="write a BERT or DistilBERT checkpoint as DistilBERT safetensors")
     p.add_argument("src", help="checkpoint directory (or hub name)")
     p.add_argument("dst", help="output directory")
+    for name, command_parser in sub.choices.items():
+        command_parser.set_defaults(usage=command_parser.format_usage)
     return parser
 
 
@@ -131,7 +134,7 @@ def _pipeline(task, args, **options):
                     batch_size=args.batch_size, **options)
 
 
-def _run_batched(run, items, batch_size, label):
+def run_batched(run, items, batch_size, label):
     """Yield (item, output) for every item, `batch_size` at a time, with a progress bar on stderr."""
     from .sources import Progress
 
@@ -149,7 +152,7 @@ def _run_batched(run, items, batch_size, label):
 def _emit(args, items, batch, run, show):
     """Run and print: JSON lines for batches, a table (or --json) for one input."""
     if batch:
-        for item, output in _run_batched(run, items, args.batch_size, args.command):
+        for item, output in run_batched(run, items, args.batch_size, args.command):
             print(json.dumps({"input": item, "output": output}, ensure_ascii=False), flush=True)
         return
     output = run(items)[0]
@@ -291,7 +294,7 @@ def cmd_similarity(args):
         print(f"{ranked[0]['score']:.4f}")
     else:
         for r in ranked:
-            print(f"{r['score']:.4f}  {r['text']}")
+            print(f"{r['score']:7.4f}  {r['text']}")
 
 
 def cmd_search(args):
@@ -301,7 +304,7 @@ def cmd_search(args):
         raise ValueError(f"corpus {args.corpus} has no lines")
     embed = _embedder(args)
     query = embed([args.query])[0]
-    vectors = [v for _, v in _run_batched(lambda chunk: list(embed(chunk)), corpus, args.batch_size, "embedding")]
+    vectors = [v for _, v in run_batched(lambda chunk: list(embed(chunk)), corpus, args.batch_size, "embedding")]
     import numpy as np
 
     ranked = _ranked(query, np.stack(vectors), corpus, args.top_k)
@@ -309,7 +312,7 @@ def cmd_search(args):
         print(json.dumps(ranked, ensure_ascii=False, indent=2))
     else:
         for r in ranked:
-            print(f"{r['score']:.4f}  {r['text']}")
+            print(f"{r['score']:7.4f}  {r['text']}")
 
 
 def cmd_download(args):
@@ -345,18 +348,14 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or bad usage (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    if getattr(args, "threads", None) is not None and args.threads < 1:
-        parser.print_usage(sys.stderr)
-        print(f"minidistil: error: --threads must be positive, got {args.threads}", file=sys.stderr)
-        return EXIT_USAGE
-    if getattr(args, "batch_size", 1) < 1:
-        parser.print_usage(sys.stderr)
-        print(f"minidistil: error: --batch-size must be positive, got {args.batch_size}", file=sys.stderr)
-        return EXIT_USAGE
     try:
+        if getattr(args, "threads", None) is not None and args.threads < 1:
+            raise UsageError(f"--threads must be positive, got {args.threads}")
+        if getattr(args, "batch_size", 1) < 1:
+            raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
         COMMANDS[args.command](args)
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
+        sys.stderr.write(args.usage())
         print(f"minidistil {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

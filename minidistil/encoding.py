@@ -304,6 +304,9 @@ class BatchEncoding(UserDict):
         return self._n_sequences
 
     def __getattr__(self, item):
+        # Only called for names that are not attributes; "data" itself may be missing mid-unpickling.
+        if item == "data" or item.startswith("__"):
+            raise AttributeError(item)
         try:
             return self.data[item]
         except KeyError:

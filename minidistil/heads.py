@@ -118,17 +118,31 @@ class DistilBertPreTrainedModel:
     # ------------------------------------------------------------- loading and saving
     @classmethod
     def from_pretrained(cls, path, backend=None, threads=None, fresh_head=False, seed=0, **config_overrides):
-        """Load a checkpoint directory (config.json + model.safetensors / sharded / pytorch_model.bin).
+        """Load a checkpoint: config.json + model.safetensors (single or sharded) or pytorch_model.bin.
 
+        path: a checkpoint directory (or its weights file); anything else is looked up as a model
+        name like the reference does (an installed model package, the HF cache, then a download:
+        see sources.resolve_model_dir).
         Both key layouts load (bare `embeddings.*` and the task classes' `distilbert.*`);
         BERT-layout checkpoints are converted by the checkpoint loader.
         A head this class needs but the checkpoint lacks is a CheckpointError, unless
-        fresh_head=True: then it starts from seeded random weights (`seed`), as in the
-        reference's init; fresh_head=True also replaces a head whose shapes do not fit the
-        config (e.g. num_labels changed). Tensors of other DistilBERT heads are dropped with a
+        fresh_head=True: then it starts from seeded random weights (`seed`), the reference's
+        init; fresh_head=True also replaces a head whose shapes do not fit the config (e.g.
+        num_labels changed), with a warning. Tensors of other DistilBERT heads are dropped with a
         warning, as the reference does; tensors nobody knows are an error.
-        config_overrides change config fields (e.g. num_labels=3).
+        config_overrides change config fields (e.g. num_labels=3); other keywords are a TypeError.
         """
+        known = set(DistilBertConfig.field_names()) | set(DistilBertConfig.attribute_map)
+        unknown = sorted(set(config_overrides) - known - {"extra"})
+        if unknown:
+            raise TypeError(
+                f"{cls.__name__}.from_pretrained() got unexpected keyword argument(s) {', '.join(unknown)} "
+                "(keywords other than backend, threads, fresh_head and seed must be config fields)"
+            )
+        if not Path(path).exists():
+            from .sources import resolve_model_dir
+
+            path = resolve_model_dir(path)
         config, tensors = checkpoint.load_checkpoint(path)
         if config_overrides:
             config = config.replace(**config_overrides)
@@ -235,12 +249,6 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
             )
         return super()._checked_params(config, params, source)
 
-    def _runtime_params(self):
-        params = dict(self.params)
-        if self.config.tie_word_embeddings:
-            params[TIED_PROJECTOR] = params[M.WORD_EMBEDDINGS]  # the same array: tied
-        return params
-
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
                 output_attentions=False, output_hidden_states=False, hooks=None):
         last, hidden, attn = self._encode(
@@ -250,7 +258,9 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
         x = ops.linear(last, p["vocab_transform.weight"], p["vocab_transform.bias"],
                        activation=self.config.activation)  # (B, S, D)
         x = ops.layernorm(x, p["vocab_layer_norm.weight"], p["vocab_layer_norm.bias"], M.LAYER_NORM_EPS)  # (B, S, D)
-        logits = self._numpy(ops.linear(x, p[TIED_PROJECTOR], p["vocab_projector.bias"]))  # (B, S, V)
+        # tied: the projector is the word embedding matrix itself (one array, one device copy)
+        projector = p[M.WORD_EMBEDDINGS] if self.config.tie_word_embeddings else p[TIED_PROJECTOR]  # (V, D)
+        logits = self._numpy(ops.linear(x, projector, p["vocab_projector.bias"]))  # (B, S, V)
         loss = None
         if labels is not None:
             labels = _int_labels(labels, logits.shape[:2], "labels")

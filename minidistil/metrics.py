@@ -57,9 +57,14 @@ def squad_questions(dataset):
 
 def squad_v1_evaluate(dataset, predictions, warn=True):
     """{'exact_match', 'f1'} (percentages) of `predictions` {id: answer text} on a SQuAD v1.1 `data` list."""
+    return squad_v1_scores(squad_questions(dataset), predictions, warn)
+
+
+def squad_v1_scores(questions, predictions, warn=True):
+    """The same over (id, question, context, gold answers) tuples, e.g. a part of the dataset."""
     exact = f1 = 0.0
     total = 0
-    for qid, _question, _context, golds in squad_questions(dataset):
+    for qid, _question, _context, golds in questions:
         total += 1
         if qid not in predictions:
             if warn:

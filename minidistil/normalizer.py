@@ -168,8 +168,10 @@ class BertNormalizer:
             for cp, lo in t.lower.items():
                 if len(lo) != 1 and not (self.strip_accents and cp in t.nfd):
                     complex_ranges.append((cp, cp))
-        complex_ranges += reorder
-        self._complex_search = re.compile(f"[{_char_class(_merge_ranges(complex_ranges))}]").search
+        complex_ranges = _merge_ranges(complex_ranges + reorder)
+        self._complex_search = re.compile(f"[{_char_class(complex_ranges)}]").search
+        ascii_complex = [(a, min(b, 127)) for a, b in complex_ranges if a < 128]
+        self._ascii_complex_search = re.compile(f"[{_char_class(ascii_complex)}]").search
         self._reorder_search = (
             re.compile(f"[{_char_class(_merge_ranges(reorder))}]").search if reorder else None
         )
@@ -196,12 +198,13 @@ class BertNormalizer:
     def normalize(self, text):
         """(normalised text, alignment): alignment is None when it is the identity, else a list
         giving for each normalised character the index of its original character in `text`."""
-        if self._complex_search(text) is None:
-            if text.isascii():
+        if text.isascii():
+            if self._ascii_complex_search(text) is None:
                 out = text.lower() if self.lowercase else text
                 if "\n" in out or "\t" in out or "\r" in out:
                     out = out.translate(_ASCII_SPACES)
                 return out, None
+        elif self._complex_search(text) is None:
             return text.translate(self._expansions), None
         if self._reorder_search is not None and self._reorder_search(text) is not None:
             return self._normalize_exact(text)

@@ -266,10 +266,11 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _NO_REDIRECT_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
-def _headers():
+def _headers(url, endpoint):
+    """Request headers; the token ($HF_TOKEN) goes to the hub's own host only, never to a storage redirect."""
     headers = {"User-Agent": "minidistil/0.1", "Accept-Encoding": "identity"}
     token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
-    if token:
+    if token and urllib.parse.urlparse(url).netloc == urllib.parse.urlparse(endpoint).netloc:
         headers["Authorization"] = f"Bearer {token}"
     return headers
 
@@ -287,7 +288,7 @@ class FileNotOnHub(ModelSourceError):
     """The server answered 404 for a file."""
 
 
-def file_metadata(url, timeout=10.0):
+def file_metadata(url, endpoint, timeout=10.0):
     """HEAD `url` the way the hub expects: (commit, etag, size, location to GET).
 
     An LFS file answers with a redirect to its storage whose `X-Linked-Etag` is the
@@ -295,7 +296,7 @@ def file_metadata(url, timeout=10.0):
     renamed repo) is followed.
     """
     for _ in range(10):
-        request = urllib.request.Request(url, method="HEAD", headers=_headers())
+        request = urllib.request.Request(url, method="HEAD", headers=_headers(url, endpoint))
         try:
             response = _NO_REDIRECT_OPENER.open(request, timeout=timeout)
             status, headers = response.status, response.headers
@@ -319,7 +320,7 @@ def file_metadata(url, timeout=10.0):
     raise ModelSourceError(f"{url}: too many redirects")
 
 
-def _fetch(url, dest, expected_size, desc, progress, timeout=30.0):
+def _fetch(url, endpoint, dest, expected_size, desc, progress, timeout=30.0):
     """GET `url` into `dest`, resuming from the bytes already there."""
     done = dest.stat().st_size if dest.exists() else 0
     if expected_size is not None and done > expected_size:
@@ -327,7 +328,7 @@ def _fetch(url, dest, expected_size, desc, progress, timeout=30.0):
         done = 0
     if expected_size is not None and done == expected_size:
         return
-    headers = _headers()
+    headers = _headers(url, endpoint)
     if done:
         headers["Range"] = f"bytes={done}-"
     request = urllib.request.Request(url, headers=headers)
@@ -337,7 +338,7 @@ def _fetch(url, dest, expected_size, desc, progress, timeout=30.0):
         exc.close()
         if exc.code == 416 and done:  # nothing left to send: start afresh
             dest.unlink()
-            return _fetch(url, dest, expected_size, desc, progress, timeout)
+            return _fetch(url, endpoint, dest, expected_size, desc, progress, timeout)
         raise ModelSourceError(f"{url}: HTTP {exc.code}") from None
     with response:
         if done and response.status != 206:
@@ -389,7 +390,7 @@ def download_file(repo_id, filename, revision=DEFAULT_REVISION, *, cache_dir=Non
     endpoint = (endpoint or hub_endpoint()).rstrip("/")
     url = f"{endpoint}/{repo_id}/resolve/{urllib.parse.quote(revision, safe='')}/{urllib.parse.quote(filename)}"
     try:
-        commit, etag, size, location = file_metadata(url)
+        commit, etag, size, location = file_metadata(url, endpoint)
     except FileNotOnHub:
         raise FileNotOnHub(f"{repo_id}: no file {filename} at revision {revision} ({url}: HTTP 404)") from None
     except ModelSourceError:
@@ -416,7 +417,7 @@ def download_file(repo_id, filename, revision=DEFAULT_REVISION, *, cache_dir=Non
     if not blob.exists():
         incomplete = blob.with_name(etag + ".incomplete")
         try:
-            _fetch(location, incomplete, size, filename, progress)
+            _fetch(location, endpoint, incomplete, size, filename, progress)
         except ModelSourceError:
             raise
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:

@@ -163,6 +163,7 @@ class DistilBertTokenizer:
         specials = sorted(self._special_ids, key=len, reverse=True)
         self._special_finditer = re.compile("|".join(re.escape(t) for t in specials)).finditer if specials else None
         self._special_search = re.compile("|".join(re.escape(t) for t in specials)).search if specials else None
+        self._special_first_chars = {t[0] for t in specials if t}
 
     # ------------------------------------------------------------------------------------------
     # construction from / saving to a directory
@@ -406,47 +407,58 @@ class DistilBertTokenizer:
     def _encode_sequence(self, text, type_id=0, word_index=None):
         """Encoding of one text without special tokens: ids, character offsets, word indices."""
         ids, offsets, words = [], [], []
+        ids_append, offsets_append, words_append = ids.append, offsets.append, words.append
         widx = 0
-        model_tokenize = self._model.tokenize
+        cache_get = self._model._cache.get
+        lookup = self._model.lookup
         normalize = self._normalizer.normalize
         word_finditer = self._normalizer._word_finditer
-        pieces = self._split_special(text)
-        for shift, piece, special_id in pieces:
+        for shift, piece, special_id in self._split_special(text):
             if special_id is not None:
-                ids.append(special_id)
-                offsets.append((shift, shift + len(piece)))
-                words.append(widx)
+                ids_append(special_id)
+                offsets_append((shift, shift + len(piece)))
+                words_append(widx)
                 widx += 1
                 continue
             norm, align = normalize(piece)
-            if align is None:
+            if align is None and shift == 0:
+                # The common case: offsets in the normalised text are offsets in the original.
                 for m in word_finditer(norm):
-                    p_ids, p_offs = model_tokenize(m.group())
-                    s = m.start() + shift
-                    if len(p_ids) == 1:
-                        ids.append(p_ids[0])
-                        offsets.append((s, m.end() + shift))
-                        words.append(widx)
+                    p = cache_get(m.group())
+                    if p is None:
+                        p = lookup(m.group())
+                    if type(p) is int:
+                        ids_append(p)
+                        offsets_append(m.span())
+                        words_append(widx)
                     else:
-                        ids.extend(p_ids)
-                        offsets.extend([(s + a, s + b) for a, b in p_offs])
-                        words.extend([widx] * len(p_ids))
+                        s = m.start()
+                        ids.extend(p[0])
+                        offsets.extend([(s + a, s + b) for a, b in p[1]])
+                        words.extend([widx] * len(p[0]))
                     widx += 1
-            else:
-                for m in word_finditer(norm):
-                    p_ids, p_offs = model_tokenize(m.group())
-                    s = m.start()
-                    ids.extend(p_ids)
-                    offsets.extend([(align[s + a] + shift, align[s + b - 1] + 1 + shift) for a, b in p_offs])
-                    words.extend([widx] * len(p_ids))
-                    widx += 1
+                continue
+            if align is None:
+                align = range(len(norm))
+            for m in word_finditer(norm):
+                p = lookup(m.group())
+                s = m.start()
+                if type(p) is int:
+                    ids_append(p)
+                    offsets_append((align[s] + shift, align[m.end() - 1] + 1 + shift))
+                    words_append(widx)
+                else:
+                    ids.extend(p[0])
+                    offsets.extend([(align[s + a] + shift, align[s + b - 1] + 1 + shift) for a, b in p[1]])
+                    words.extend([widx] * len(p[0]))
+                widx += 1
         if word_index is not None:
             words = [word_index] * len(ids)
         return Encoding(ids, offsets, words, [type_id] * len(ids), id_to_token=self._ids_to_tokens)
 
     def _split_special(self, text):
         """(start, piece, special id or None) for the pieces between special-token strings."""
-        if self._special_search is None or self._special_search(text) is None:
+        if self._special_search is None or not any(c in text for c in self._special_first_chars):
             return ((0, text, None),)
         out = []
         last = 0

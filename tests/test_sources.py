@@ -21,6 +21,7 @@ class Hub:
     def __init__(self, repos):
         self.repos = repos  # repo_id -> {filename: bytes}
         self.requests = []  # (method, path, Range header)
+        self.authorization = []  # (path, Authorization header)
         self.cut_after = None  # bytes sent of an LFS body before the connection is dropped (once)
         self.corrupt = False  # serve flipped bytes for LFS bodies
         hub = self
@@ -39,6 +40,7 @@ class Hub:
 
             def answer(self, body):
                 hub.requests.append((self.command, self.path, self.headers.get("Range")))
+                hub.authorization.append((self.path, self.headers.get("Authorization")))
                 parts = self.path.lstrip("/").split("/")
                 if parts[0] == "lfs":
                     return self.lfs(parts[1], body)
@@ -52,7 +54,8 @@ class Hub:
                 if filename.endswith(".safetensors"):
                     sha = hashlib.sha256(content).hexdigest()
                     self.send_response(302)
-                    self.send_header("Location", f"http://127.0.0.1:{hub.port}/lfs/{sha}")
+                    # Storage on another host name, as the hub's CDN is.
+                    self.send_header("Location", f"http://localhost:{hub.port}/lfs/{sha}")
                     self.send_header("X-Linked-Etag", f'"{sha}"')
                     self.send_header("X-Linked-Size", str(len(content)))
                     self.send_header("X-Repo-Commit", COMMIT)
@@ -192,6 +195,15 @@ def test_unreachable_endpoint_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: connection refused
     with pytest.raises(ModelSourceError, match="cannot reach"):
         sources.resolve_model_dir("org/tiny")
+
+
+def test_token_goes_to_the_hub_only(hub, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "secret")
+    sources.resolve_model_dir("org/tiny")
+    sent = {path: auth for path, auth in hub.authorization}
+    assert sent["/org/tiny/resolve/main/config.json"] == "Bearer secret"
+    lfs = [auth for path, auth in hub.authorization if path.startswith("/lfs/")]
+    assert lfs == [None]
 
 
 def test_progress_bar_goes_to_stderr(hub, capsys):

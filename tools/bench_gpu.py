@@ -51,10 +51,10 @@ def parse_shapes(text):
 
 
 class Timer:
-    """Times one call on a device: synchronise, record start, call, record end, synchronise.
+    """Times one call in ms: synchronise, record start, call, record end, synchronise.
 
-    gpu=True uses CUDA events on the engine's current stream (make_event gives one);
-    otherwise wall-clock time.
+    With make_event (a CUDA event factory) the start and end are events on the
+    engine's current stream; without, wall-clock time (the CPU smoke run).
     """
 
     def __init__(self, synchronize, make_event=None):
@@ -81,8 +81,12 @@ def _cupy_elapsed(begin, end):
     return cupy.cuda.get_elapsed_time(begin, end)
 
 
+def _torch_to_numpy(y):
+    return y.detach().cpu().numpy() if hasattr(y, "detach") else np.asarray(y)
+
+
 def build_engines(args, config, state, smoke):
-    """{name: (make_runner(batch, seq, ids, mask, end_to_end) -> fn, timer)}."""
+    """{name: (make_runner(ids, mask, end_to_end) -> fn, timer, to_numpy)}, same weights in every engine."""
     import torch
     import transformers
 
@@ -116,12 +120,13 @@ def build_engines(args, config, state, smoke):
     engines["minidistil-" + ours.ops.name] = (ours_runner, ours_timer, lambda y: ours.ops.to_numpy(y))
 
     # PyTorch through transformers, both attention implementations
-    hf_config = transformers.DistilBertConfig(**{k: v for k, v in config.to_dict().items() if k != "architectures"})
+    hf_fields = {k: v for k, v in config.to_dict().items() if k != "architectures"}
     tensors = {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in state.items()}
     torch_timer = (Timer(lambda: None) if smoke else
                    Timer(torch.cuda.synchronize, lambda: torch.cuda.Event(enable_timing=True)))
     for attn in ("sdpa", "eager"):
-        reference = transformers.DistilBertModel(hf_config, attn_implementation=attn)
+        reference = transformers.DistilBertModel(transformers.DistilBertConfig(**hf_fields, attn_implementation=attn))
+        assert reference.config._attn_implementation == attn, reference.config._attn_implementation
         missing, unexpected = reference.load_state_dict(tensors, strict=False)
         if missing or unexpected:
             raise SystemExit(f"weights do not map onto transformers' DistilBertModel: missing {missing}, "
@@ -143,7 +148,7 @@ def build_engines(args, config, state, smoke):
                     return reference(input_ids=device_ids, attention_mask=device_mask).last_hidden_state
             return run
 
-        engines[f"torch-{attn}"] = (torch_runner, torch_timer, lambda y: np.asarray(y.detach().cpu()) if hasattr(y, "detach") else np.asarray(y))
+        engines[f"torch-{attn}"] = (torch_runner, torch_timer, _torch_to_numpy)
     return engines
 
 

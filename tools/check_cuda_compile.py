@@ -49,7 +49,8 @@ def compile_source(source, nvcc, ptxas, arch, workdir, verbose=False):
     text = source.read_text(encoding="utf-8")
     include = re.search(r"^\s*#\s*include\b.*$", text, re.M)
     if include:
-        return f"{source}: '{include.group(0).strip()}': NVRTC (cupy's compiler) has no system headers; keep sources self-contained"
+        return (f"{source}: '{include.group(0).strip()}': NVRTC (cupy's compiler) has no system headers; "
+                "keep sources self-contained")
     ptx = Path(workdir) / (source.stem + ".ptx")
     steps = [[nvcc, "--ptx", f"-arch=compute_{arch}", "-Werror", "all-warnings", "-o", str(ptx), str(source)]]
     if ptxas:

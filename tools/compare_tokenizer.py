@@ -27,7 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one thread for the reference too
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
-os.environ.setdefault("RUST_BACKTRACE", "0")  # the reference panics on some strides; keep it short
+os.environ["RUST_BACKTRACE"] = "0"  # the reference panics on some strides; keep it short
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -62,6 +62,10 @@ MODES = {
         True, dict(truncation="only_second", max_length=64, stride=8, return_overflowing_tokens=True), {}, None),
     "pair-pad-left-multiple": (True, dict(padding=True, pad_to_multiple_of=8, padding_side="left"), {}, 8),
     "decode": (False, {}, {}, None),
+    # Sub-batches of 4 with options drawn at random (seeded by position): special tokens on/off, every
+    # truncation and padding strategy and side, pad_to_multiple_of, pre-split words, pairs or not, and
+    # the tokenizer variants strip_accents=False and tokenize_chinese_chars=False.
+    "random-options": (None, {}, {}, 4),
 }
 
 
@@ -126,6 +130,48 @@ def encode(tok, items, opts, attrs):
             setattr(tok, k, v)
 
 
+def random_options(seed):
+    """(pair?, call options, tokenizer attributes, variant) for one sub-batch of the random-options mode."""
+    import random
+
+    rng = random.Random(seed)
+    pair = rng.random() < 0.5
+    opts = {
+        "add_special_tokens": rng.random() < 0.8,
+        "truncation": rng.choice([None, False, True, "longest_first", "only_first", "only_second", "do_not_truncate"]),
+        "max_length": rng.choice([None, rng.randint(5, 16), rng.randint(16, 64)]),
+        "padding": rng.choice([False, True, "longest", "max_length", "do_not_pad"]),
+        "pad_to_multiple_of": rng.choice([None, None, 2, 8]),
+        "padding_side": rng.choice([None, "left", "right"]),
+        "return_overflowing_tokens": rng.random() < 0.5,
+        "return_length": rng.random() < 0.5,
+        "is_split_into_words": rng.random() < 0.2,
+    }
+    if opts["truncation"] not in (None, False, "do_not_truncate") and rng.random() < 0.5:
+        opts["stride"] = rng.randint(1, 4)
+    if not pair and opts["truncation"] == "only_second":
+        opts["truncation"] = "only_first"
+    attrs = {"truncation_side": rng.choice(["left", "right"])}
+    variant = rng.choice([None, None, "strip_accents=False", "tokenize_chinese_chars=False"])
+    return pair, opts, attrs, variant
+
+
+_VARIANTS = {}
+
+
+def variant_tokenizers(cased, variant):
+    from transformers import DistilBertTokenizerFast
+
+    from minidistil import DistilBertTokenizerFast as Ours
+
+    key = (cased, variant)
+    if key not in _VARIANTS:
+        k, v = variant.split("=")
+        kw = {"do_lower_case": not cased, k: v == "True"}
+        _VARIANTS[key] = (DistilBertTokenizerFast(vocab_file=str(VOCAB), **kw), Ours(vocab_file=str(VOCAB), **kw))
+    return _VARIANTS[key]
+
+
 def first_difference(ref, ours):
     if isinstance(ref, str) or isinstance(ours, str):
         return f"reference {ref if isinstance(ref, str) else 'ok'} / ours {ours if isinstance(ours, str) else 'ok'}"
@@ -162,10 +208,22 @@ def run_mode(name, rows, cased, ref, ours, start, stop, show):
                     if len(stats["examples"]) < show:
                         stats["examples"].append({"text": text[:200], "diff": f"decode {a[:80]!r} vs {b[:80]!r}"})
             continue
-        groups = [items[i:i + sub] for i in range(0, len(items), sub)] if sub else [items]
-        for g in groups:
-            want = encode(ref, g, opts, attrs)
-            got = encode(ours, g, opts, attrs)
+        if name == "random-options":
+            groups = []
+            for g0 in range(c0, c1, sub):
+                pair, opts, attrs, variant = random_options(g0)
+                g = [(texts[i], texts[(i + 1) % n]) if pair else texts[i] for i in range(g0, min(g0 + sub, c1))]
+                if opts["is_split_into_words"]:
+                    g = [tuple(x.split()) for x in g] if not pair else [(a.split(), b.split()) for a, b in g]
+                    g = [list(x) if not pair else x for x in g]
+                toks = variant_tokenizers(cased, variant) if variant else (ref, ours)
+                groups.append((g, opts, attrs, toks))
+        else:
+            groups = [(items[i:i + sub], opts, attrs, (ref, ours)) for i in range(0, len(items), sub)] if sub else [
+                (items, opts, attrs, (ref, ours))]
+        for g, opts, attrs, (ref_tok, our_tok) in groups:
+            want = encode(ref_tok, g, opts, attrs)
+            got = encode(our_tok, g, opts, attrs)
             for k, (a, b) in enumerate(zip(want, got)):
                 stats["samples"] += 1
                 if isinstance(a, str) and isinstance(b, str):
@@ -178,7 +236,7 @@ def run_mode(name, rows, cased, ref, ours, start, stop, show):
                 stats["different"] += 1
                 if len(stats["examples"]) < show:
                     stats["examples"].append({"index": c0 + k, "text": g[k] if pair else g[k][:300],
-                                              "diff": first_difference(a, b)})
+                                              "options": opts, "diff": first_difference(a, b)})
     return stats
 
 

@@ -68,7 +68,7 @@ class Pipeline:
             )
 
     def forward(self, features, batch_size=None, keep_padding=False):
-        """Run the model on a list of {"input_ids", "attention_mask"} lists, `batch_size` at a time.
+        """Run the model on a list of {"input_ids": [...]} features, `batch_size` at a time.
 
         Returns one model output per feature, each a dict of arrays with a leading batch axis of 1
         (like the reference's unbatched outputs), cut back to the feature's own length unless
@@ -85,7 +85,7 @@ class Pipeline:
             mask = np.zeros((len(chunk), width), dtype=np.int64)  # (B, S)
             for row, f in enumerate(chunk):
                 ids[row, : lengths[row]] = f["input_ids"]
-                mask[row, : lengths[row]] = f.get("attention_mask", [1] * lengths[row])
+                mask[row, : lengths[row]] = 1
             output = self.model(input_ids=ids, attention_mask=mask)
             arrays = {k: v for k, v in output.items() if isinstance(v, np.ndarray)}
             for row, length in enumerate(lengths):

@@ -34,7 +34,7 @@ class FeatureExtractionPipeline(Pipeline):
             encoding = self.tokenizer(text, **options)
             ids = list(encoding["input_ids"])
             self.check_length(len(ids))
-            features.append({"input_ids": ids, "attention_mask": list(encoding["attention_mask"])})
+            features.append({"input_ids": ids})
         outputs = self.forward(features, batch_size, keep_padding=True)
         results = [out["last_hidden_state"] if return_tensors else out["last_hidden_state"].tolist() for out in outputs]
         return results[0] if isinstance(inputs, str) else results
@@ -67,7 +67,7 @@ class SentenceEmbeddingPipeline(Pipeline):
         features = []
         for text in texts:
             encoding = self.tokenizer(text, truncation=True, max_length=self.max_seq_length)
-            features.append({"input_ids": list(encoding["input_ids"]), "attention_mask": list(encoding["attention_mask"])})
+            features.append({"input_ids": list(encoding["input_ids"])})
         # Longest first, as sentence-transformers batches, so that little padding is computed.
         order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
         outputs = self.forward([features[i] for i in order], batch_size)

@@ -68,7 +68,7 @@ class FillMaskPipeline(Pipeline):
             if mask_id not in ids:
                 raise PipelineInputError(f"no {self.tokenizer.mask_token} token in the input: {text!r}")
             self.check_length(len(ids))
-            features.append({"input_ids": ids, "attention_mask": list(encoding["attention_mask"])})
+            features.append({"input_ids": ids})
         outputs = self.forward(features, batch_size)
         results = [
             self.postprocess(np.asarray(f["input_ids"]), out["logits"][0], top_k, target_ids)

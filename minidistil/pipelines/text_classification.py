@@ -90,7 +90,7 @@ class TextClassificationPipeline(Pipeline):
             )
         ids = list(encoding["input_ids"])
         self.check_length(len(ids))
-        return {"input_ids": ids, "attention_mask": list(encoding["attention_mask"])}
+        return {"input_ids": ids}
 
     def postprocess(self, logits, function, top_k, legacy):
         logits = np.asarray(logits, dtype=np.float32)  # (num_labels,)

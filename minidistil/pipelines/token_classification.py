@@ -99,12 +99,11 @@ class TokenClassificationPipeline(Pipeline):
         encoding = self.tokenizer(text, **options)
         ids = encoding["input_ids"]
         if stride is None:
-            keys = ("input_ids", "attention_mask", "offset_mapping", "special_tokens_mask")
+            keys = ("input_ids", "offset_mapping", "special_tokens_mask")
             return [{k: list(encoding[k]) for k in keys}]
         return [
             {
                 "input_ids": list(ids[i]),
-                "attention_mask": list(encoding["attention_mask"][i]),
                 "offset_mapping": list(encoding["offset_mapping"][i]),
                 "special_tokens_mask": list(encoding["special_tokens_mask"][i]),
             }

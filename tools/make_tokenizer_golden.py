@@ -1,0 +1,147 @@
+#!/usr/bin/env python
+"""Write the tokenizer golden sample: reference fast-tokenizer encodings of a varied sample of texts.
+
+The sample draws from ../shared/data/tokenizer_corpus.jsonl (UDHR lines in every language variant,
+naughty strings, emoji, Unicode normalisation sequences) plus a few hand-picked edge cases, and runs
+each through one of the comparison modes of tools/compare_tokenizer.py (single texts and pairs,
+uncased and cased, every truncation strategy with and without stride, padding), encoded by the
+reference (transformers' DistilBertTokenizerFast). Texts are cut to 300 characters to keep the files
+small. Writes tests/golden/tokenizer/encodings.jsonl (one case per line), decode.jsonl and meta.json.
+
+Usage (dev environment):  python tools/make_tokenizer_golden.py [--per-language 2] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gzip
+import io
+import json
+import os
+import random
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import compare_tokenizer as ct  # noqa: E402  (same modes, same field extraction)
+
+ROOT = ct.ROOT
+OUT = ROOT / "tests" / "golden" / "tokenizer"
+MAX_CHARS = 200
+
+EDGE_CASES = [
+    "",
+    " ",
+    "\x00\u200b\ufeff",
+    "Hello [MASK] world [mask] [CLS][SEP] [UNK]x[PAD]",
+    "İstanbul İİ ΟΔΟΣ Σ ǅ ﬁ ﬃ Ⅻ",
+    "naïve café résumé Ångström",
+    "a\u0301\U0001d165b \u00e1\U0001d165\u0301c \u0f73\u0f71",
+    "中文字符 𠀀𪜀 \U0002b820\U0002b920 ｶﾀｶﾅ",
+    "tab\there\nnew\rline\u2028sep\u2029para\x0bvt\x0cff\x85nel",
+    "x" * 101 + " " + "y" * 100,
+    "don't stop: it's 3.14, isn't it?! (yes)",
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467 \U0001f1eb\U0001f1f7 \u2764\ufe0f",
+    "\u0890\u0891\u08e2 \U000110cd \U00013430 \u07fd\u0898 \u061d\u09fd\u2e43",
+    "\ue000\U000f0000\U00100000 \u0378\U0001fffe",
+]
+
+
+def _gz_text(path):
+    """A text file written through gzip with a fixed timestamp, so reruns give identical bytes."""
+    return io.TextIOWrapper(gzip.GzipFile(path, "wb", compresslevel=9, mtime=0), encoding="utf-8")
+
+
+def sample_texts(rows, per_language, rng):
+    by_key = defaultdict(list)
+    for r in rows:
+        key = (r["src"], r["lang"]) if r["src"] == "udhr" else (r["src"], None)
+        by_key[key].append(r["text"])
+    picked = []
+    for (src, _), texts in sorted(by_key.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+        k = per_language if src == "udhr" else {"blns": 240, "NormalizationTest": 500, "emoji-test": 160}[src]
+        picked += rng.sample(texts, min(k, len(texts)))
+    picked = [t[:MAX_CHARS] for t in picked]
+    return EDGE_CASES + picked
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--per-language", type=int, default=2, help="UDHR lines per language variant")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    import tokenizers
+    import transformers
+
+    rng = random.Random(args.seed)
+    texts = sample_texts(ct.load_corpus(), args.per_language, rng)
+    modes = [m for m in ct.MODES if m != "decode"]
+    OUT.mkdir(parents=True, exist_ok=True)
+    tokenizers_by_casing = {c: ct.make_tokenizers(c == "cased")[0] for c in ("uncased", "cased")}
+    n = 0
+    with _gz_text(OUT / "encodings.jsonl.gz") as f:
+        for i, text in enumerate(texts):
+            casing = "cased" if i % 3 == 2 else "uncased"
+            mode = modes[i % len(modes)] if i >= len(EDGE_CASES) else modes[i % 2]
+            pair, opts, attrs, sub = ct.MODES[mode]
+            item = [text, texts[(i + 1) % len(texts)]] if pair else text
+            ref = tokenizers_by_casing[casing]
+            got = ct.encode(ref, [tuple(item) if pair else item], opts, attrs)[0]
+            case = {"casing": casing, "mode": mode, "input": item}
+            if isinstance(got, str):
+                case["error"] = got
+            else:
+                case["expected"] = [{k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in row.items()}
+                                    for row in got]
+                n += len(got)
+            f.write(json.dumps(case, ensure_ascii=False, separators=(",", ":")) + "\n")
+        # Every edge case in every mode as well, uncased and cased.
+        for text in EDGE_CASES:
+            for casing in ("uncased", "cased"):
+                for mode in modes:
+                    pair, opts, attrs, _ = ct.MODES[mode]
+                    item = [text, EDGE_CASES[3]] if pair else text
+                    got = ct.encode(tokenizers_by_casing[casing], [tuple(item) if pair else item], opts, attrs)[0]
+                    case = {"casing": casing, "mode": mode, "input": item}
+                    if isinstance(got, str):
+                        case["error"] = got
+                    else:
+                        case["expected"] = [{k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in row.items()}
+                                            for row in got]
+                        n += len(got)
+                    f.write(json.dumps(case, ensure_ascii=False, separators=(",", ":")) + "\n")
+    with _gz_text(OUT / "decode.jsonl.gz") as f:
+        ref = tokenizers_by_casing["uncased"]
+        ids_rows = ref(texts[:400])["input_ids"]
+        ids_rows += [[101, 7592, 1010, 2088, 999, 2123, 1005, 1056, 103, 1045, 1005, 1049, 102], [2, 29000, 1012, 999999, 0, 100]]
+        for ids in ids_rows:
+            for skip in (False, True):
+                for cleanup in (None, False):
+                    want = ref.decode(ids, skip_special_tokens=skip, clean_up_tokenization_spaces=cleanup)
+                    f.write(json.dumps({"ids": ids, "skip_special_tokens": skip, "clean_up_tokenization_spaces": cleanup,
+                                        "expected": want}, ensure_ascii=False, separators=(",", ":")) + "\n")
+    meta = {
+        "written_by": "python tools/make_tokenizer_golden.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "reference": "transformers DistilBertTokenizerFast(vocab_file=tests/data/bert-base-uncased-vocab.txt, do_lower_case=...)",
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "python": sys.version.split()[0],
+        "date": datetime.date.today().isoformat(),
+        "texts": len(texts),
+        "encodings": n,
+        "modes": {m: {"pair": ct.MODES[m][0], "options": ct.MODES[m][1], "attributes": ct.MODES[m][2],
+                      "sub_batch": ct.MODES[m][3]} for m in modes},
+        "common_options": ct.COMMON,
+    }
+    (OUT / "meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    sizes = {p.name: p.stat().st_size for p in OUT.iterdir()}
+    print(f"wrote {n} encodings of {len(texts)} texts to {OUT.relative_to(ROOT)}: {sizes}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())
