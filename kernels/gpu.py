@@ -136,6 +136,7 @@ class CupyOps:
     """
 
     name = "cupy"
+    keeps_outputs_on_device = True  # models return CuPy arrays unless asked for NumPy (return_numpy=True)
 
     def __init__(self, threads=None, tf32=None):
         self.threads = threads  # accepted for get_ops' sake; the GPU needs no thread count

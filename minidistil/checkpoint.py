@@ -320,18 +320,14 @@ def normalise_keys(state: Mapping[str, np.ndarray], source="checkpoint") -> dict
 def tie_vocab_projector(state: dict[str, np.ndarray], config: DistilBertConfig, *, force: bool = False) -> dict[str, np.ndarray]:
     """Give the MLM head its tied projection: vocab_projector.weight = the word embeddings (same array).
 
-    Done when the weight is absent and config.tie_word_embeddings is true, and
-    either the state has the rest of an MLM head (vocab_projector.bias) or
-    `force` (a caller assembling a fresh MLM head). When the file does hold a
-    vocab_projector.weight it is kept, as the reference does, even if it
-    differs from the embeddings. Modifies and returns `state`.
+    Done when config.tie_word_embeddings is true and the state holds an MLM
+    head (vocab_projector.bias or .weight), or `force` (a caller assembling a
+    fresh MLM head). A stored vocab_projector.weight is replaced too: the
+    reference (transformers 4.57) ties after loading, so a differing copy in
+    the file is ignored. Modifies and returns `state`.
     """
-    if (
-        config.tie_word_embeddings
-        and "vocab_projector.weight" not in state
-        and "embeddings.word_embeddings.weight" in state
-        and (force or "vocab_projector.bias" in state)
-    ):
+    has_mlm_head = "vocab_projector.bias" in state or "vocab_projector.weight" in state
+    if config.tie_word_embeddings and "embeddings.word_embeddings.weight" in state and (force or has_mlm_head):
         state["vocab_projector.weight"] = state["embeddings.word_embeddings.weight"]
     return state
 

@@ -199,16 +199,27 @@ class DistilBertPreTrainedModel:
             bool(output_hidden_states), bool(output_attentions), hooks,
         )
 
-    def _numpy(self, x):
-        return None if x is None else np.asarray(self.ops.to_numpy(x), dtype=np.float32)
+    def _result(self, return_numpy, x):
+        """An output array: NumPy float32, or left on the device when the backend has one.
 
-    def _numpy_tuple(self, xs):
-        return None if xs is None else tuple(self._numpy(x) for x in xs)
+        return_numpy=None follows the backend: NumPy for the CPU backends, device (CuPy)
+        arrays for "cupy", so that GPU results are not copied back unless asked for.
+        """
+        if x is None:
+            return None
+        if return_numpy is None:
+            return_numpy = not getattr(self.ops, "keeps_outputs_on_device", False)
+        return self._host(x) if return_numpy else x
 
-    def _output(self, hidden_states, attentions, **fields):
-        return self.output_class(
-            **fields, hidden_states=self._numpy_tuple(hidden_states), attentions=self._numpy_tuple(attentions)
-        )
+    def _host(self, x):
+        """x as a NumPy float32 array, wherever it lives (losses are computed on the host)."""
+        return np.asarray(self.ops.to_numpy(x), dtype=np.float32)
+
+    def _output(self, return_numpy, hidden_states, attentions, **fields):
+        def as_tuple(xs):
+            return None if xs is None else tuple(self._result(return_numpy, x) for x in xs)
+
+        return self.output_class(**fields, hidden_states=as_tuple(hidden_states), attentions=as_tuple(attentions))
 
     def __repr__(self):
         c = self.config
@@ -225,11 +236,11 @@ class DistilBertModel(DistilBertPreTrainedModel):
     output_class = BaseModelOutput
 
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None,
-                output_attentions=False, output_hidden_states=False, hooks=None):
+                output_attentions=False, output_hidden_states=False, hooks=None, return_numpy=None):
         last, hidden, attn = self._encode(
             input_ids, attention_mask, head_mask, inputs_embeds, output_hidden_states, output_attentions, hooks
         )
-        return self._output(hidden, attn, last_hidden_state=self._numpy(last))
+        return self._output(return_numpy, hidden, attn, last_hidden_state=self._result(return_numpy, last))
 
 
 class DistilBertForMaskedLM(DistilBertPreTrainedModel):
@@ -250,7 +261,7 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
         return super()._checked_params(config, params, source)
 
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
-                output_attentions=False, output_hidden_states=False, hooks=None):
+                output_attentions=False, output_hidden_states=False, hooks=None, return_numpy=None):
         last, hidden, attn = self._encode(
             input_ids, attention_mask, head_mask, inputs_embeds, output_hidden_states, output_attentions, hooks
         )
@@ -260,12 +271,12 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
         x = ops.layernorm(x, p["vocab_layer_norm.weight"], p["vocab_layer_norm.bias"], M.LAYER_NORM_EPS)  # (B, S, D)
         # tied: the projector is the word embedding matrix itself (one array, one device copy)
         projector = p[M.WORD_EMBEDDINGS] if self.config.tie_word_embeddings else p[TIED_PROJECTOR]  # (V, D)
-        logits = self._numpy(ops.linear(x, projector, p["vocab_projector.bias"]))  # (B, S, V)
+        logits = self._result(return_numpy, ops.linear(x, projector, p["vocab_projector.bias"]))  # (B, S, V)
         loss = None
         if labels is not None:
             labels = _int_labels(labels, logits.shape[:2], "labels")
-            loss = losses.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
-        return self._output(hidden, attn, loss=loss, logits=logits)
+            loss = losses.cross_entropy(self._host(logits).reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        return self._output(return_numpy, hidden, attn, loss=loss, logits=logits)
 
 
 class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
@@ -275,13 +286,13 @@ class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
     output_class = SequenceClassifierOutput
 
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
-                output_attentions=False, output_hidden_states=False, hooks=None):
+                output_attentions=False, output_hidden_states=False, hooks=None, return_numpy=None):
         last, hidden, attn = self._encode(
             input_ids, attention_mask, head_mask, inputs_embeds, output_hidden_states, output_attentions, hooks
         )
-        logits = self._numpy(_pooled_classifier(self._prepared, self.ops, last))  # (B, num_labels)
-        loss = None if labels is None else self.loss(logits, labels)
-        return self._output(hidden, attn, loss=loss, logits=logits)
+        logits = self._result(return_numpy, _pooled_classifier(self._prepared, self.ops, last))  # (B, num_labels)
+        loss = None if labels is None else self.loss(self._host(logits), labels)
+        return self._output(return_numpy, hidden, attn, loss=loss, logits=logits)
 
     def problem_type(self, labels):
         """The reference's choice when config.problem_type is None (decided per call, config untouched)."""
@@ -322,7 +333,7 @@ class DistilBertForMultipleChoice(DistilBertPreTrainedModel):
     output_class = MultipleChoiceModelOutput
 
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
-                output_attentions=False, output_hidden_states=False, hooks=None):
+                output_attentions=False, output_hidden_states=False, hooks=None, return_numpy=None):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         if input_ids is not None:
@@ -352,13 +363,13 @@ class DistilBertForMultipleChoice(DistilBertPreTrainedModel):
         last, hidden, attn = self._encode(
             input_ids, attention_mask, head_mask, inputs_embeds, output_hidden_states, output_attentions, hooks
         )
-        logits = self._numpy(_pooled_classifier(self._prepared, self.ops, last))  # (B·C, 1)
+        logits = self._result(return_numpy, _pooled_classifier(self._prepared, self.ops, last))  # (B·C, 1)
         logits = logits.reshape(batch, choices)  # (B, C)
         loss = None
         if labels is not None:
             labels = _int_labels(labels, (batch,), "labels")
-            loss = losses.cross_entropy(logits, labels)
-        return self._output(hidden, attn, loss=loss, logits=logits)
+            loss = losses.cross_entropy(self._host(logits), labels)
+        return self._output(return_numpy, hidden, attn, loss=loss, logits=logits)
 
 
 class DistilBertForTokenClassification(DistilBertPreTrainedModel):
@@ -368,17 +379,17 @@ class DistilBertForTokenClassification(DistilBertPreTrainedModel):
     output_class = TokenClassifierOutput
 
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, labels=None,
-                output_attentions=False, output_hidden_states=False, hooks=None):
+                output_attentions=False, output_hidden_states=False, hooks=None, return_numpy=None):
         last, hidden, attn = self._encode(
             input_ids, attention_mask, head_mask, inputs_embeds, output_hidden_states, output_attentions, hooks
         )
         p = self._prepared
-        logits = self._numpy(self.ops.linear(last, p["classifier.weight"], p["classifier.bias"]))  # (B, S, N)
+        logits = self._result(return_numpy, self.ops.linear(last, p["classifier.weight"], p["classifier.bias"]))  # (B, S, N)
         loss = None
         if labels is not None:
             labels = _int_labels(labels, logits.shape[:2], "labels")
-            loss = losses.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
-        return self._output(hidden, attn, loss=loss, logits=logits)
+            loss = losses.cross_entropy(self._host(logits).reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        return self._output(return_numpy, hidden, attn, loss=loss, logits=logits)
 
 
 class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
@@ -393,20 +404,20 @@ class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
             raise ConfigError(f"num_labels must be 2 for question answering (start and end), got {config.num_labels}")
 
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None, start_positions=None,
-                end_positions=None, output_attentions=False, output_hidden_states=False, hooks=None):
+                end_positions=None, output_attentions=False, output_hidden_states=False, hooks=None, return_numpy=None):
         last, hidden, attn = self._encode(
             input_ids, attention_mask, head_mask, inputs_embeds, output_hidden_states, output_attentions, hooks
         )
         p = self._prepared
-        logits = self._numpy(self.ops.linear(last, p["qa_outputs.weight"], p["qa_outputs.bias"]))  # (B, S, 2)
-        start_logits = np.ascontiguousarray(logits[..., 0])  # (B, S)
-        end_logits = np.ascontiguousarray(logits[..., 1])  # (B, S)
+        logits = self._result(return_numpy, self.ops.linear(last, p["qa_outputs.weight"], p["qa_outputs.bias"]))  # (B, S, 2)
+        start_logits = logits[..., 0].copy()  # (B, S), contiguous
+        end_logits = logits[..., 1].copy()  # (B, S), contiguous
         loss = None
         if (start_positions is None) != (end_positions is None):
             raise ValueError("pass both start_positions and end_positions for a loss, or neither")
         if start_positions is not None:
-            loss = losses.span_loss(start_logits, end_logits, start_positions, end_positions)
-        return self._output(hidden, attn, loss=loss, start_logits=start_logits, end_logits=end_logits)
+            loss = losses.span_loss(self._host(start_logits), self._host(end_logits), start_positions, end_positions)
+        return self._output(return_numpy, hidden, attn, loss=loss, start_logits=start_logits, end_logits=end_logits)
 
 
 # ---------------------------------------------------------------- helpers

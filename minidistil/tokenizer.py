@@ -16,7 +16,6 @@ overflow windows of pairs, `never_split` has no effect, special tokens matched b
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 

@@ -15,6 +15,7 @@ from minidistil.config import DistilBertConfig
 from minidistil.initialization import random_params, sinusoidal_position_embeddings
 from minidistil.outputs import MaskedLMOutput, ModelOutput
 from minidistil.safetensors_io import read_header, read_safetensors
+from kernels.reference import NumpyOps
 
 CONFIG = DistilBertConfig(vocab_size=50, max_position_embeddings=16, n_layers=2, n_heads=2, dim=8, hidden_dim=12,
                           num_labels=3)
@@ -403,3 +404,33 @@ def test_a_hook_changes_the_output():
     a = call(model).last_hidden_state
     b = call(model, hooks=Zero()).last_hidden_state
     assert np.abs(a - b).max() > 1e-3
+
+
+class _DeviceArray(np.ndarray):
+    """Stands in for a CuPy array: a distinct array type that only to_numpy turns back into NumPy."""
+
+
+class _DeviceOps(NumpyOps):
+    """The reference ops, with results marked as living on a device, like the cupy backend."""
+
+    keeps_outputs_on_device = True
+
+    def linear(self, x, weight, bias=None, activation=None):
+        return super().linear(x, weight, bias, activation).view(_DeviceArray)
+
+    def layernorm(self, x, gamma, beta, eps, residual=None):
+        return super().layernorm(x, gamma, beta, eps, residual).view(_DeviceArray)
+
+    def to_numpy(self, x):
+        return np.asarray(x).view(np.ndarray)
+
+
+@pytest.mark.parametrize("cls", list(heads.MODEL_CLASSES.values()))
+def test_device_backends_keep_outputs_on_the_device_unless_asked(cls):
+    model = make(cls)
+    model.ops = _DeviceOps()
+    kept = main_output(call(model, output_hidden_states=True))
+    fetched = main_output(call(model, output_hidden_states=True, return_numpy=True))
+    assert isinstance(kept, _DeviceArray)
+    assert type(fetched) is np.ndarray and fetched.dtype == np.float32
+    np.testing.assert_array_equal(np.asarray(kept), fetched)

@@ -105,21 +105,30 @@ def _error(e):
     return f"error: {type(e).__name__}"
 
 
+def _call(tok, items, opts):
+    """tok(texts) or, for pairs, tok(first texts, second texts) (the form transformers accepts for
+    pre-split words too)."""
+    if items and isinstance(items[0], tuple):
+        return tok([a for a, _ in items], [b for _, b in items], **COMMON, **opts)
+    return tok(items, **COMMON, **opts)
+
+
 def encode(tok, items, opts, attrs):
-    """Encode a list of items (str or pair), per item where the batch as a whole raises."""
+    """Encode a list of items (str, list of words, or a pair of them), per item where the batch as a
+    whole raises."""
     saved = {k: getattr(tok, k) for k in attrs}
     for k, v in attrs.items():
         setattr(tok, k, v)
     try:
         try:
-            return samples_of(tok(items, **COMMON, **opts), len(items))
+            return samples_of(_call(tok, items, opts), len(items))
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException:  # noqa: BLE001 - the reference's Rust panics are BaseExceptions
             out = []
             for it in items:
                 try:
-                    out.extend(samples_of(tok([it], **COMMON, **opts), 1))
+                    out.extend(samples_of(_call(tok, [it], opts), 1))
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except BaseException as e:  # noqa: BLE001
@@ -214,8 +223,7 @@ def run_mode(name, rows, cased, ref, ours, start, stop, show):
                 pair, opts, attrs, variant = random_options(g0)
                 g = [(texts[i], texts[(i + 1) % n]) if pair else texts[i] for i in range(g0, min(g0 + sub, c1))]
                 if opts["is_split_into_words"]:
-                    g = [tuple(x.split()) for x in g] if not pair else [(a.split(), b.split()) for a, b in g]
-                    g = [list(x) if not pair else x for x in g]
+                    g = [(a.split(), b.split()) for a, b in g] if pair else [x.split() for x in g]
                 toks = variant_tokenizers(cased, variant) if variant else (ref, ours)
                 groups.append((g, opts, attrs, toks))
         else:

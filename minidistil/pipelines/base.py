@@ -86,7 +86,7 @@ class Pipeline:
             for row, f in enumerate(chunk):
                 ids[row, : lengths[row]] = f["input_ids"]
                 mask[row, : lengths[row]] = 1
-            output = self.model(input_ids=ids, attention_mask=mask)
+            output = self.model(input_ids=ids, attention_mask=mask, return_numpy=True)
             arrays = {k: v for k, v in output.items() if isinstance(v, np.ndarray)}
             for row, length in enumerate(lengths):
                 item = {}
