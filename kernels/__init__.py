@@ -13,7 +13,25 @@ compute the same thing faster. This package knows nothing of minidistil.
 import os
 
 BACKEND_ENV = "MINIDISTIL_BACKEND"
+THREADS_ENV = "MINIDISTIL_THREADS"
 BACKENDS = ("numpy", "numba", "cupy")
+
+
+def resolve_threads(threads=None):
+    """The thread count to use: `threads`, else $MINIDISTIL_THREADS, else None (all cores)."""
+    source = "threads"
+    if threads is None:
+        threads = os.environ.get(THREADS_ENV) or None
+        source = f"${THREADS_ENV}"
+        if threads is None:
+            return None
+    try:
+        n = int(threads)
+    except (TypeError, ValueError):
+        raise ValueError(f"{source} must be a positive integer, got {threads!r}") from None
+    if n < 1 or isinstance(threads, bool) or (isinstance(threads, float) and threads != n):
+        raise ValueError(f"{source} must be a positive integer, got {threads!r}")
+    return n
 
 
 def get_ops(backend=None, threads=None):
@@ -22,7 +40,10 @@ def get_ops(backend=None, threads=None):
     backend: "numpy" (reference), "numba" (CPU), "cupy" (NVIDIA GPU) or "auto";
     None reads $MINIDISTIL_BACKEND and falls back to "auto".
     "auto" picks numba when it imports, else numpy (never the GPU).
+    threads: CPU threads for BLAS and Numba; None reads $MINIDISTIL_THREADS,
+    and without it every core is used. BLAS threads are process-wide.
     """
+    threads = resolve_threads(threads)
     if backend is None:
         backend = os.environ.get(BACKEND_ENV, "auto") or "auto"
     if not isinstance(backend, str):

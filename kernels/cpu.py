@@ -27,6 +27,7 @@ or a polynomial needs it.
 import math
 import os
 import sys
+import threading
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by libgomp / libomp when it loads
 
@@ -52,71 +53,154 @@ ACT_CODES = {None: ACT_NONE, "gelu": ACT_GELU, "gelu_new": ACT_GELU_NEW, "relu":
 
 _SQRT_HALF = 0.7071067811865476
 _SQRT_2_OVER_PI = 0.7978845608028654
-COLUMN_BLOCK = 2048  # element-wise work is split into (row, column block) tasks
 
 
 # ---------------------------------------------------------------- element-wise
 
 
 @njit(inline="always", fastmath=CONTRACT, error_model="numpy", cache=True)
-def _row_bias_act(x, bias, out, i, j0, j1, act):
-    """out[i, j0:j1] = act(x[i, j0:j1] + bias[j0:j1]). One loop per activation, so each vectorizes."""
+def _row_bias_act(x, bias, out, i, act):
+    """out[i] = act(x[i] + bias). One loop per activation, so that each vectorizes."""
+    cols = x.shape[1]
     if act == ACT_GELU:  # x * Phi(x), exact erf form
-        for j in range(j0, j1):
+        for j in range(cols):
             v = np.float64(x[i, j] + bias[j])
             out[i, j] = np.float32(v * 0.5 * (1.0 + erf64(v * _SQRT_HALF)))
     elif act == ACT_GELU_NEW:  # 0.5 x (1 + tanh(t)) = x * sigmoid(2t), t = sqrt(2/pi) (x + 0.044715 x^3)
-        for j in range(j0, j1):
+        for j in range(cols):
             v = np.float64(x[i, j] + bias[j])
             t = _SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)
             out[i, j] = np.float32(v / (1.0 + exp64(-2.0 * t)))
     elif act == ACT_RELU:
-        for j in range(j0, j1):
+        for j in range(cols):
             v = x[i, j] + bias[j]
             out[i, j] = v if v > 0 or v != v else np.float32(0.0)
     elif act == ACT_SILU:
-        for j in range(j0, j1):
+        for j in range(cols):
             v = np.float64(x[i, j] + bias[j])
             out[i, j] = np.float32(v / (1.0 + exp64(-v)))
     else:
-        for j in range(j0, j1):
+        for j in range(cols):
             out[i, j] = x[i, j] + bias[j]
 
 
 @njit(parallel=True, fastmath=CONTRACT, error_model="numpy", cache=True)
 def _bias_act(x, bias, out, act):
-    """out = act(x + bias) for 2-D x, out (out may be x) and bias (N,)."""
-    rows, cols = x.shape
-    blocks = (cols + COLUMN_BLOCK - 1) // COLUMN_BLOCK
-    for task in prange(rows * blocks):
-        i = task // blocks
-        j0 = (task % blocks) * COLUMN_BLOCK
-        _row_bias_act(x, bias, out, i, j0, min(j0 + COLUMN_BLOCK, cols), act)
+    """out = act(x + bias) for 2-D x, out (out may be x) and bias (N,).
+
+    Rows are the parallel tasks (splitting rows into column blocks as well
+    kept LLVM from vectorizing the loops: 10x slower for the plain bias add).
+    """
+    for i in prange(x.shape[0]):
+        _row_bias_act(x, bias, out, i, act)
+
+
+@njit(fastmath=CONTRACT, error_model="numpy", cache=True)
+def _bias_act_serial(x, bias, out, act):
+    for i in range(x.shape[0]):
+        _row_bias_act(x, bias, out, i, act)
+
+
+# ---------------------------------------------------------------- small-batch matmul
+
+SERIAL_WORK = 1 << 15  # kernels with less work than this (elements or multiply-adds) run in the calling thread
+SMALL_M_MAX = 64  # linear() uses _matmul_small up to this many rows, BLAS above
+SMALL_N_BLOCK = 24  # weight rows per parallel task
+
+
+@njit(parallel=True, fastmath=REDUCE, error_model="numpy", cache=True)
+def _matmul_small(x, w, bias, out):
+    """out = x @ wᵀ + bias for few rows (x (M, K) with M % 4 == 0, w (N, K) as stored in the checkpoint).
+
+    OpenBLAS packs (copies) the whole weight on every call, which dominates
+    when x has few rows: at M = 8 its sgemm reaches a fraction of its peak.
+    Here each weight row is read once per 4 rows of x, straight from the
+    checkpoint layout: 4 x 4 dot products share their loads, and each is a
+    vectorized sum over K (its summation order differs from BLAS, within
+    float32 rounding).
+    """
+    rows, inner = x.shape
+    cols = w.shape[0]
+    blocks = (cols + SMALL_N_BLOCK - 1) // SMALL_N_BLOCK
+    for blk in prange(blocks):
+        n0 = blk * SMALL_N_BLOCK
+        n1 = min(n0 + SMALL_N_BLOCK, cols)
+        for m in range(0, rows, 4):
+            n = n0
+            while n + 4 <= n1:
+                a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = np.float32(0.0)
+                a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = np.float32(0.0)
+                for k in range(inner):
+                    x0, x1, x2, x3 = x[m, k], x[m + 1, k], x[m + 2, k], x[m + 3, k]
+                    w0, w1, w2, w3 = w[n, k], w[n + 1, k], w[n + 2, k], w[n + 3, k]
+                    a00 += x0 * w0
+                    a01 += x0 * w1
+                    a02 += x0 * w2
+                    a03 += x0 * w3
+                    a10 += x1 * w0
+                    a11 += x1 * w1
+                    a12 += x1 * w2
+                    a13 += x1 * w3
+                    a20 += x2 * w0
+                    a21 += x2 * w1
+                    a22 += x2 * w2
+                    a23 += x2 * w3
+                    a30 += x3 * w0
+                    a31 += x3 * w1
+                    a32 += x3 * w2
+                    a33 += x3 * w3
+                b0, b1, b2, b3 = bias[n], bias[n + 1], bias[n + 2], bias[n + 3]
+                out[m, n], out[m, n + 1], out[m, n + 2], out[m, n + 3] = a00 + b0, a01 + b1, a02 + b2, a03 + b3
+                out[m + 1, n], out[m + 1, n + 1], out[m + 1, n + 2], out[m + 1, n + 3] = a10 + b0, a11 + b1, a12 + b2, a13 + b3
+                out[m + 2, n], out[m + 2, n + 1], out[m + 2, n + 2], out[m + 2, n + 3] = a20 + b0, a21 + b1, a22 + b2, a23 + b3
+                out[m + 3, n], out[m + 3, n + 1], out[m + 3, n + 2], out[m + 3, n + 3] = a30 + b0, a31 + b1, a32 + b2, a33 + b3
+                n += 4
+            while n < n1:  # the last 1-3 weight rows
+                a0 = a1 = a2 = a3 = np.float32(0.0)
+                for k in range(inner):
+                    wk = w[n, k]
+                    a0 += x[m, k] * wk
+                    a1 += x[m + 1, k] * wk
+                    a2 += x[m + 2, k] * wk
+                    a3 += x[m + 3, k] * wk
+                out[m, n], out[m + 1, n], out[m + 2, n], out[m + 3, n] = a0 + bias[n], a1 + bias[n], a2 + bias[n], a3 + bias[n]
+                n += 1
 
 
 # ---------------------------------------------------------------- layernorm
 
 
+@njit(inline="always", error_model="numpy", cache=True)
+def _layernorm_row(x, residual, gamma, beta, eps, out, i):
+    """out[i] = LayerNorm(x[i] + residual[i]); residual may be None. Mean and variance in float64."""
+    n = x.shape[1]
+    total = 0.0
+    for j in range(n):
+        v = x[i, j] + residual[i, j] if residual is not None else x[i, j]
+        out[i, j] = v
+        total += v
+    mean = total / n
+    sq = 0.0
+    for j in range(n):
+        d = out[i, j] - mean
+        sq += d * d
+    m32 = np.float32(mean)
+    inv32 = np.float32(1.0 / math.sqrt(sq / n + eps))
+    for j in range(n):
+        out[i, j] = (out[i, j] - m32) * inv32 * gamma[j] + beta[j]
+
+
 @njit(parallel=True, fastmath=REDUCE, error_model="numpy", cache=True)
 def _layernorm(x, residual, gamma, beta, eps, out):
-    """out = LayerNorm(x + residual) over the last axis of 2-D arrays; residual may be None."""
-    rows, n = x.shape
-    for i in prange(rows):
-        total = 0.0
-        for j in range(n):
-            v = x[i, j] + residual[i, j] if residual is not None else x[i, j]
-            out[i, j] = v
-            total += v
-        mean = total / n
-        sq = 0.0
-        for j in range(n):
-            d = out[i, j] - mean
-            sq += d * d
-        inv = 1.0 / math.sqrt(sq / n + eps)
-        m32 = np.float32(mean)
-        inv32 = np.float32(inv)
-        for j in range(n):
-            out[i, j] = (out[i, j] - m32) * inv32 * gamma[j] + beta[j]
+    """out = LayerNorm(x + residual) over the last axis of 2-D arrays."""
+    for i in prange(x.shape[0]):
+        _layernorm_row(x, residual, gamma, beta, eps, out, i)
+
+
+@njit(fastmath=REDUCE, error_model="numpy", cache=True)
+def _layernorm_serial(x, residual, gamma, beta, eps, out):
+    for i in range(x.shape[0]):
+        _layernorm_row(x, residual, gamma, beta, eps, out, i)
 
 
 # ---------------------------------------------------------------- attention
@@ -133,15 +217,6 @@ def _copy_head(src, b, h, dst, transpose):
                 dst[s, d] = src[b, h, s, d]
 
 
-@njit(inline="always", error_model="numpy", cache=True)
-def _row_max(row):
-    """The largest element, NaNs ignored (a NaN still makes the softmax row NaN, through exp and the sum)."""
-    m = row[0]
-    for t in range(1, row.shape[0]):
-        m = maxnum(m, row[t])
-    return m
-
-
 @njit(fastmath=REDUCE, error_model="numpy", cache=True)
 def _row_sum(row):
     total = np.float32(0.0)
@@ -151,104 +226,208 @@ def _row_sum(row):
 
 
 @njit(inline="always", fastmath=CONTRACT, error_model="numpy", cache=True)
-def _softmax_row(q, kt, key_mask, scale, qs, row):
-    """row = softmax(mask(q * scale @ kt)) for one query q (Dh,), keys kt (Dh, T), key_mask (T,)."""
+def _scores(qh, i0, i1, kt, scale, qs, row0, row1):
+    """row0, row1 = (qh[i0] * scale) @ kt, (qh[i1] * scale) @ kt: two queries share every load of the keys.
+
+    i1 may equal i0 (an odd last row): both rows then get the same values.
+    The query is scaled before the product, as the reference does.
+    """
     head_dim, keys = kt.shape
     for d in range(head_dim):
-        qs[d] = q[d] * scale  # scaled before the product, as the reference does
+        qs[0, d] = qh[i0, d] * scale
+        qs[1, d] = qh[i1, d] * scale
     for t in range(keys):
-        row[t] = 0.0
+        row0[t] = 0.0
+        row1[t] = 0.0
     d4 = head_dim - head_dim % 4
-    for d in range(0, d4, 4):  # four rank-1 updates per pass over the row: 4 FMAs per store
-        a0, a1, a2, a3 = qs[d], qs[d + 1], qs[d + 2], qs[d + 3]
+    for d in range(0, d4, 4):  # 4 rank-1 updates per pass over the rows: 8 FMAs per 4 key loads
+        a0, a1, a2, a3 = qs[0, d], qs[0, d + 1], qs[0, d + 2], qs[0, d + 3]
+        b0, b1, b2, b3 = qs[1, d], qs[1, d + 1], qs[1, d + 2], qs[1, d + 3]
         for t in range(keys):
-            row[t] += a0 * kt[d, t] + a1 * kt[d + 1, t] + a2 * kt[d + 2, t] + a3 * kt[d + 3, t]
+            k0, k1, k2, k3 = kt[d, t], kt[d + 1, t], kt[d + 2, t], kt[d + 3, t]
+            row0[t] += a0 * k0 + a1 * k1 + a2 * k2 + a3 * k3
+            row1[t] += b0 * k0 + b1 * k1 + b2 * k2 + b3 * k3
     for d in range(d4, head_dim):
-        a = qs[d]
+        a, b = qs[0, d], qs[1, d]
         for t in range(keys):
-            row[t] += a * kt[d, t]
-    for t in range(keys):
-        if key_mask[t] == 0:
-            row[t] = FLOAT32_MIN  # not -inf: a fully masked row becomes uniform, as in the reference
-    m = _row_max(row)
-    for t in range(keys):
+            row0[t] += a * kt[d, t]
+            row1[t] += b * kt[d, t]
+
+
+@njit(inline="always", fastmath=CONTRACT, error_model="numpy", cache=True)
+def _masked_softmax(row, attend):
+    """row = softmax(row where attend else the most negative float32), in place.
+
+    Not -inf: a fully masked row becomes uniform, as in the reference.
+    """
+    for t in range(row.shape[0]):
+        row[t] = row[t] if attend[t] != 0 else FLOAT32_MIN
+    m = FLOAT32_MIN  # (starting from row[0] instead stops LLVM from vectorizing the loop)
+    for t in range(row.shape[0]):  # a separate pass: fused with the masking it does not vectorize
+        m = maxnum(m, row[t])  # NaNs ignored here, but a NaN score still makes its row NaN through exp and the sum
+    for t in range(row.shape[0]):
         row[t] = np.float32(exp64(np.float64(row[t] - m)))  # the difference in float32, as the reference
     inv = np.float32(1.0) / _row_sum(row)
-    for t in range(keys):
+    for t in range(row.shape[0]):
         row[t] *= inv
 
 
 @njit(inline="always", fastmath=CONTRACT, error_model="numpy", cache=True)
-def _weighted_sum_row(p, vh, acc, out):
-    """out = p @ vh for probabilities p (T,), values vh (T, Dh); acc (Dh,) is contiguous scratch."""
+def _weighted_sum(p0, p1, vh, acc, out0, out1):
+    """out0, out1 = p0 @ vh, p1 @ vh for probabilities p (T,) and values vh (T, Dh); acc (2, Dh) is scratch."""
     keys, head_dim = vh.shape
     for d in range(head_dim):
-        acc[d] = 0.0
+        acc[0, d] = 0.0
+        acc[1, d] = 0.0
     t4 = keys - keys % 4
     for t in range(0, t4, 4):
-        p0, p1, p2, p3 = p[t], p[t + 1], p[t + 2], p[t + 3]
+        a0, a1, a2, a3 = p0[t], p0[t + 1], p0[t + 2], p0[t + 3]
+        b0, b1, b2, b3 = p1[t], p1[t + 1], p1[t + 2], p1[t + 3]
         for d in range(head_dim):
-            acc[d] += p0 * vh[t, d] + p1 * vh[t + 1, d] + p2 * vh[t + 2, d] + p3 * vh[t + 3, d]
+            v0, v1, v2, v3 = vh[t, d], vh[t + 1, d], vh[t + 2, d], vh[t + 3, d]
+            acc[0, d] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+            acc[1, d] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
     for t in range(t4, keys):
-        pt = p[t]
+        a, b = p0[t], p1[t]
         for d in range(head_dim):
-            acc[d] += pt * vh[t, d]
+            acc[0, d] += a * vh[t, d]
+            acc[1, d] += b * vh[t, d]
     for d in range(head_dim):
-        out[d] = acc[d]
+        out0[d] = acc[0, d]
+        out1[d] = acc[1, d]
+
+
+@njit(inline="always", error_model="numpy", cache=True)
+def _probs_head(q, k, attend, scale, probs, b, h):
+    """probs[b, h] = softmax(mask(q[b, h] * scale @ k[b, h]ᵀ))."""
+    queries, head_dim, keys = q.shape[2], q.shape[3], k.shape[2]
+    qh = np.empty((queries, head_dim), np.float32)
+    kt = np.empty((head_dim, keys), np.float32)
+    qs = np.empty((2, head_dim), np.float32)
+    spare = np.empty(keys, np.float32)  # the second row of an odd last pair
+    _copy_head(q, b, h, qh, False)
+    _copy_head(k, b, h, kt, True)
+    for i in range(0, queries, 2):
+        j = min(i + 1, queries - 1)
+        _scores(qh, i, j, kt, scale, qs, probs[b, h, i], probs[b, h, j] if j != i else spare)
+        _masked_softmax(probs[b, h, i], attend[b])
+        if j != i:
+            _masked_softmax(probs[b, h, j], attend[b])
+
+
+@njit(inline="always", error_model="numpy", cache=True)
+def _context_head(probs, v, out, b, h):
+    """out[b, h] = probs[b, h] @ v[b, h]."""
+    queries, keys, head_dim = probs.shape[2], probs.shape[3], v.shape[3]
+    vh = np.empty((keys, head_dim), np.float32)
+    acc = np.empty((2, head_dim), np.float32)
+    _copy_head(v, b, h, vh, False)
+    for i in range(0, queries, 2):
+        j = min(i + 1, queries - 1)
+        _weighted_sum(probs[b, h, i], probs[b, h, j], vh, acc, out[b, h, i], out[b, h, j])
+
+
+@njit(inline="always", error_model="numpy", cache=True)
+def _attention_head(q, k, v, attend, scale, out, b, h):
+    """out[b, h] = softmax(mask(q[b, h] * scale @ k[b, h]ᵀ)) @ v[b, h], the probabilities never stored."""
+    queries, head_dim, keys = q.shape[2], q.shape[3], k.shape[2]
+    qh = np.empty((queries, head_dim), np.float32)
+    kt = np.empty((head_dim, keys), np.float32)
+    vh = np.empty((keys, head_dim), np.float32)
+    qs = np.empty((2, head_dim), np.float32)
+    acc = np.empty((2, head_dim), np.float32)
+    rows = np.empty((2, keys), np.float32)
+    _copy_head(q, b, h, qh, False)
+    _copy_head(k, b, h, kt, True)
+    _copy_head(v, b, h, vh, False)
+    for i in range(0, queries, 2):
+        j = min(i + 1, queries - 1)
+        _scores(qh, i, j, kt, scale, qs, rows[0], rows[1])
+        _masked_softmax(rows[0], attend[b])
+        _masked_softmax(rows[1], attend[b])
+        _weighted_sum(rows[0], rows[1], vh, acc, out[b, h, i], out[b, h, j])
+
+
+# One task per (batch, head); the serial twins skip waking the thread pool for tiny inputs.
 
 
 @njit(parallel=True, fastmath=CONTRACT, error_model="numpy", cache=True)
-def _attention_probs(q, k, key_mask, scale, probs):
-    """probs[b, h] = softmax(mask(q[b, h] * scale @ k[b, h]ᵀ))."""
-    batch, heads, queries, head_dim = q.shape
-    keys = k.shape[2]
-    for bh in prange(batch * heads):
-        b, h = bh // heads, bh % heads
-        qh = np.empty((queries, head_dim), np.float32)
-        kt = np.empty((head_dim, keys), np.float32)
-        qs = np.empty(head_dim, np.float32)
-        _copy_head(q, b, h, qh, False)
-        _copy_head(k, b, h, kt, True)
-        for i in range(queries):
-            _softmax_row(qh[i], kt, key_mask[b], scale, qs, probs[b, h, i])
+def _attention_probs(q, k, attend, scale, probs):
+    for bh in prange(q.shape[0] * q.shape[1]):
+        _probs_head(q, k, attend, scale, probs, bh // q.shape[1], bh % q.shape[1])
+
+
+@njit(fastmath=CONTRACT, error_model="numpy", cache=True)
+def _attention_probs_serial(q, k, attend, scale, probs):
+    for bh in range(q.shape[0] * q.shape[1]):
+        _probs_head(q, k, attend, scale, probs, bh // q.shape[1], bh % q.shape[1])
 
 
 @njit(parallel=True, fastmath=CONTRACT, error_model="numpy", cache=True)
 def _attention_context(probs, v, out):
-    """out[b, h] = probs[b, h] @ v[b, h]."""
-    batch, heads, queries, keys = probs.shape
-    head_dim = v.shape[3]
-    for bh in prange(batch * heads):
-        b, h = bh // heads, bh % heads
-        vh = np.empty((keys, head_dim), np.float32)
-        acc = np.empty(head_dim, np.float32)
-        _copy_head(v, b, h, vh, False)
-        for i in range(queries):
-            _weighted_sum_row(probs[b, h, i], vh, acc, out[b, h, i])
+    for bh in prange(probs.shape[0] * probs.shape[1]):
+        _context_head(probs, v, out, bh // probs.shape[1], bh % probs.shape[1])
+
+
+@njit(fastmath=CONTRACT, error_model="numpy", cache=True)
+def _attention_context_serial(probs, v, out):
+    for bh in range(probs.shape[0] * probs.shape[1]):
+        _context_head(probs, v, out, bh // probs.shape[1], bh % probs.shape[1])
 
 
 @njit(parallel=True, fastmath=CONTRACT, error_model="numpy", cache=True)
-def _attention(q, k, v, key_mask, scale, out):
-    """out[b, h] = softmax(mask(q[b, h] * scale @ k[b, h]ᵀ)) @ v[b, h], the probabilities never stored."""
-    batch, heads, queries, head_dim = q.shape
-    keys = k.shape[2]
-    for bh in prange(batch * heads):
-        b, h = bh // heads, bh % heads
-        qh = np.empty((queries, head_dim), np.float32)
-        kt = np.empty((head_dim, keys), np.float32)
-        vh = np.empty((keys, head_dim), np.float32)
-        qs = np.empty(head_dim, np.float32)
-        acc = np.empty(head_dim, np.float32)
-        row = np.empty(keys, np.float32)
-        _copy_head(q, b, h, qh, False)
-        _copy_head(k, b, h, kt, True)
-        _copy_head(v, b, h, vh, False)
-        for i in range(queries):
-            _softmax_row(qh[i], kt, key_mask[b], scale, qs, row)
-            _weighted_sum_row(row, vh, acc, out[b, h, i])
+def _attention(q, k, v, attend, scale, out):
+    for bh in prange(q.shape[0] * q.shape[1]):
+        _attention_head(q, k, v, attend, scale, out, bh // q.shape[1], bh % q.shape[1])
+
+
+@njit(fastmath=CONTRACT, error_model="numpy", cache=True)
+def _attention_serial(q, k, v, attend, scale, out):
+    for bh in range(q.shape[0] * q.shape[1]):
+        _attention_head(q, k, v, attend, scale, out, bh // q.shape[1], bh % q.shape[1])
 
 
 # ---------------------------------------------------------------- the Ops object
+
+
+class Workspace:
+    """Output arrays reused from call to call, so that a forward pass does not page-fault fresh memory.
+
+    An array is handed out again only when nothing but this pool refers to it
+    (sys.getrefcount): a result the caller still holds, a view of it, or a
+    hidden state kept for output_hidden_states is never overwritten. Fresh
+    allocations of tens of MB cost ~5 ms each in page faults here (batch 32 x
+    128: 6 x 50 MB for the FFN alone), so reuse saves tens of ms per pass.
+    At most PER_SHAPE arrays for each of the SHAPES most recent shapes are kept.
+    """
+
+    PER_SHAPE = 8
+    SHAPES = 16
+
+    def __init__(self):
+        self._pool = {}  # shape -> [arrays], least recently used shape first
+        self._lock = threading.Lock()
+
+    def empty(self, shape):
+        shape = tuple(int(n) for n in shape)
+        with self._lock:
+            arrays = self._pool.pop(shape, [])
+            self._pool[shape] = arrays  # now the most recent
+            for array in arrays:
+                if sys.getrefcount(array) == 3:  # held only by the list, `array` and getrefcount's argument
+                    return array
+            array = np.empty(shape, np.float32)
+            if len(arrays) < self.PER_SHAPE:
+                arrays.append(array)
+            while len(self._pool) > self.SHAPES:
+                del self._pool[next(iter(self._pool))]
+            return array
+
+    def clear(self):
+        with self._lock:
+            self._pool.clear()
+
+
 
 
 def _f32(x):
@@ -256,14 +435,16 @@ def _f32(x):
     return x if x.dtype == np.float32 else x.astype(np.float32)
 
 
+def _attend(key_mask):
+    """The key mask as contiguous uint8, 1 = attend (any nonzero value attends, as in the reference)."""
+    return np.ascontiguousarray(np.asarray(key_mask) != 0).view(np.uint8)
+
+
 def _rows(x):
     """x as a 2-D (rows, last dim) array, a view when possible."""
     return x.reshape(-1, x.shape[-1])
 
 
-def _heads_layout(batch, heads, seq, head_dim):
-    """A (B, H, S, Dh) array stored as (B, S, H, Dh): merging the heads back is then a free reshape."""
-    return np.empty((batch, seq, heads, head_dim), np.float32).transpose(0, 2, 1, 3)
 
 
 class NumbaOps:
@@ -275,17 +456,29 @@ class NumbaOps:
         self.threads = threads
         if threads is not None:
             blas.set_threads(threads)
-        self._apply_threads()
+        self.workspace = Workspace() if hasattr(sys, "getrefcount") else None
+        self.serial_work = SERIAL_WORK
 
-    def _apply_threads(self):
-        """numba.set_num_threads is per calling thread, so it is checked on every op (cheap)."""
-        if self.threads is not None:
-            n = min(self.threads, numba.config.NUMBA_NUM_THREADS)
-            if numba.get_num_threads() != n:
-                numba.set_num_threads(n)
+    def _parallel(self, work):
+        """Set this thread's Numba thread count, and say whether a kernel doing `work` should use the pool.
+
+        numba.set_num_threads holds per calling thread, hence the check on every op.
+        Waking the sleeping pool costs ~10-20 us, more than a tiny kernel's work.
+        """
+        n = numba.config.NUMBA_NUM_THREADS if self.threads is None else min(self.threads, numba.config.NUMBA_NUM_THREADS)
+        if numba.get_num_threads() != n:
+            numba.set_num_threads(n)
+        return n > 1 and work >= self.serial_work
+
+    def _empty(self, shape):
+        return np.empty(shape, np.float32) if self.workspace is None else self.workspace.empty(shape)
+
+    def _heads_layout(self, batch, heads, seq, head_dim):
+        """A (B, H, S, Dh) array stored as (B, S, H, Dh): merging the heads back is then a free reshape."""
+        return self._empty((batch, seq, heads, head_dim)).transpose(0, 2, 1, 3)
 
     def prepare(self, params):
-        """Weights as float32 C-contiguous NumPy arrays, names unchanged."""
+        """Weights as float32 C-contiguous NumPy arrays, names unchanged (no copy when they already are)."""
         return {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in params.items()}
 
     def asarray(self, x):
@@ -294,61 +487,79 @@ class NumbaOps:
     def to_numpy(self, x):
         return np.asarray(x)
 
+    def _bias_act(self, x2, bias, out2, act):
+        kernel = _bias_act if self._parallel(x2.size) else _bias_act_serial
+        kernel(x2, bias, out2, act)
+
     def linear(self, x, weight, bias=None, activation=None):
         act = _activation_code(activation)
-        self._apply_threads()
         x = _f32(x)
-        y = np.matmul(_rows(x), weight.T)  # (M, E) @ (E, F) -> (M, F), BLAS
-        if bias is not None or act != ACT_NONE:
-            _bias_act(y, _f32(bias) if bias is not None else np.zeros(y.shape[1], np.float32), y, act)
-        return y.reshape(x.shape[:-1] + (weight.shape[0],))
+        x2 = _rows(x)  # (M, E)
+        rows, cols = x2.shape[0], weight.shape[0]
+        weight = np.ascontiguousarray(weight, dtype=np.float32)  # (F, E); prepare() made it so already
+        bias = _f32(bias) if bias is not None else np.zeros(cols, np.float32)  # (F,)
+        if rows <= SMALL_M_MAX:
+            padded = rows + (-rows) % 4  # the kernel takes rows 4 at a time
+            if padded != rows or not x2.flags.c_contiguous:
+                xp = np.zeros((padded, x2.shape[1]), np.float32)
+                xp[:rows] = x2
+                x2 = xp
+            y = self._empty((padded, cols))  # (M, F)
+            self._parallel(weight.size)
+            _matmul_small(x2, weight, bias, y)  # bias added in the kernel
+            if act != ACT_NONE:
+                self._bias_act(y, np.zeros(cols, np.float32), y, act)
+            y = y[:rows]
+        else:
+            y = np.matmul(x2, weight.T, out=self._empty((rows, cols)))  # (M, E) @ (E, F) -> (M, F), BLAS
+            self._bias_act(y, bias, y, act)
+        return y.reshape(x.shape[:-1] + (cols,))
 
     def activation(self, x, name):
         act = _activation_code(name, optional=False)
-        self._apply_threads()
         x = _f32(x)
-        out = np.empty(x.shape, np.float32)
+        out = self._empty(x.shape)
         if x.size:
-            _bias_act(_rows(x), np.zeros(x.shape[-1], np.float32), _rows(out), act)
+            self._bias_act(_rows(x), np.zeros(x.shape[-1], np.float32), _rows(out), act)
         return out
 
     def attention_probs(self, q, k, key_mask, scale):
-        self._apply_threads()
         q, k = _f32(q), _f32(k)
-        batch, heads, queries, _ = q.shape
-        probs = np.empty((batch, heads, queries, k.shape[2]), np.float32)
-        _attention_probs(q, k, np.asarray(key_mask), np.float32(scale), probs)
+        batch, heads, queries, head_dim = q.shape
+        probs = self._empty((batch, heads, queries, k.shape[2]))
+        kernel = _attention_probs if self._parallel(probs.size * head_dim) else _attention_probs_serial
+        kernel(q, k, _attend(key_mask), np.float32(scale), probs)
         return probs
 
     def attention_context(self, probs, v):
-        self._apply_threads()
         probs, v = _f32(probs), _f32(v)
         batch, heads, queries, _ = probs.shape
-        out = _heads_layout(batch, heads, queries, v.shape[3])
-        _attention_context(probs, v, out)
+        out = self._heads_layout(batch, heads, queries, v.shape[3])
+        kernel = _attention_context if self._parallel(probs.size * v.shape[3]) else _attention_context_serial
+        kernel(probs, v, out)
         return out
 
     def attention(self, q, k, v, key_mask, scale):
         """attention_context(attention_probs(q, k, key_mask, scale), v), without storing the probabilities."""
-        self._apply_threads()
         q, k, v = _f32(q), _f32(k), _f32(v)
-        batch, heads, queries, _ = q.shape
-        out = _heads_layout(batch, heads, queries, v.shape[3])
-        _attention(q, k, v, np.asarray(key_mask), np.float32(scale), out)
+        batch, heads, queries, head_dim = q.shape
+        out = self._heads_layout(batch, heads, queries, v.shape[3])
+        kernel = _attention if self._parallel(2 * q.size * k.shape[2]) else _attention_serial
+        kernel(q, k, v, _attend(key_mask), np.float32(scale), out)
         return out
 
     def layernorm(self, x, gamma, beta, eps, residual=None):
-        self._apply_threads()
         x = _f32(x)
         if residual is not None:
             residual = _f32(residual)
             if residual.shape != x.shape:
                 shape = np.broadcast_shapes(x.shape, residual.shape)
                 x, residual = np.broadcast_to(x, shape), np.broadcast_to(residual, shape)
-        out = np.empty(x.shape, np.float32)
+        out = self._empty(x.shape)
         if x.size:
-            _layernorm(_rows(x), None if residual is None else _rows(residual), _f32(gamma), _f32(beta),
-                       float(eps), _rows(out))
+            kernel = _layernorm if self._parallel(x.size) else _layernorm_serial
+            kernel(_rows(x), None if residual is None else _rows(residual), _f32(gamma), _f32(beta), float(eps),
+                   _rows(out))
         return out
 
 

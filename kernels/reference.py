@@ -103,6 +103,15 @@ def attention_context(probs, v):
     return probs @ v
 
 
+def attention(q, k, v, key_mask, scale):
+    """Attention output without the probabilities: attention_context(attention_probs(...), v).
+
+    For callers that need neither the probabilities nor a head mask; a fast
+    backend can then avoid storing the (B, H, S, T) probabilities.
+    """
+    return attention_context(attention_probs(q, k, key_mask, scale), v)
+
+
 def layernorm(x, gamma, beta, eps, residual=None):
     """LayerNorm over the last axis, of x + residual when a residual is given.
 
@@ -122,6 +131,10 @@ class NumpyOps:
 
     def __init__(self, threads=None):
         self.threads = threads
+        if threads is not None:
+            from . import blas
+
+            blas.set_threads(threads)  # matmul is the only threaded part of this backend
 
     def prepare(self, params):
         """Weights as the other ops expect them: here, float32 NumPy arrays, names unchanged."""
@@ -145,6 +158,9 @@ class NumpyOps:
 
     def attention_context(self, probs, v):
         return attention_context(probs, v)
+
+    def attention(self, q, k, v, key_mask, scale):
+        return attention(q, k, v, key_mask, scale)
 
     def layernorm(self, x, gamma, beta, eps, residual=None):
         return layernorm(x, gamma, beta, eps, residual)

@@ -98,9 +98,9 @@ class Encoding:
         if max_len >= n:
             return
         if max_len == 0:
-            whole = Encoding(self.ids, self.offsets, self.words, self.type_ids, self.special_tokens_mask,
-                             self.attention_mask, self.overflowing, self.sequence_ranges, self._id_to_token)
-            self.__init__([], [], [], id_to_token=self._id_to_token, overflowing=[whole])
+            whole = Encoding([], [], [])
+            whole._become(self)
+            self._become(Encoding([], [], [], overflowing=[whole], id_to_token=self._id_to_token))
             return
         if stride >= max_len:
             # The reference's Rust library panics here ("`stride` must be strictly less than `max_len`").
@@ -124,12 +124,13 @@ class Encoding:
                 parts.append((start, stop))
                 if start == 0:
                     break
-        first = self._slice(*parts[0])
+        first = self._slice(*parts[0])  # (sequence ranges are dropped, as in the reference)
         first.overflowing = [self._slice(a, b) for a, b in parts[1:]]
-        self.ids, self.offsets, self.words = first.ids, first.offsets, first.words
-        self.type_ids, self.special_tokens_mask = first.type_ids, first.special_tokens_mask
-        self.attention_mask, self.overflowing = first.attention_mask, first.overflowing
-        self.sequence_ranges = {}
+        self._become(first)
+
+    def _become(self, other):
+        for name in Encoding.__slots__:
+            setattr(self, name, getattr(other, name))
 
     # -- merging (Encoding::merge_with) -------------------------------------------------------
 
@@ -333,7 +334,7 @@ class BatchEncoding(UserDict):
 
     def _encoding(self, batch_index):
         if self._encodings is None:
-            raise ValueError("this BatchEncoding has no encodings")
+            raise TokenizerError("this BatchEncoding has no encodings")
         if not 0 <= batch_index < len(self._encodings) and not -len(self._encodings) <= batch_index < 0:
             raise IndexError(f"batch_index {batch_index} out of range for {len(self._encodings)} encodings")
         return self._encodings[batch_index]
@@ -384,13 +385,13 @@ class BatchEncoding(UserDict):
         if tensor_type is None:
             return self
         if str(getattr(tensor_type, "value", tensor_type)) != "np":
-            raise ValueError(f"return_tensors={tensor_type!r} is not supported: use 'np' (NumPy) or None (lists)")
+            raise TokenizerError(f"return_tensors={tensor_type!r} is not supported: use 'np' (NumPy) or None (lists)")
         for key, value in self.data.items():
             if isinstance(value, np.ndarray):
                 continue
             rows = value if value and isinstance(value[0], (list, tuple)) else None
             if rows is not None and len({len(r) for r in rows}) > 1:
-                raise ValueError(
+                raise TokenizerError(
                     f"cannot make one int64 array of {key!r}: the rows have different lengths "
                     f"({sorted({len(r) for r in rows})}). Pass padding=True (and truncation=True if needed)."
                 )

@@ -98,10 +98,9 @@ def _char_class(ranges):
     return "".join(parts)
 
 
-def _merge_ranges(cps_or_ranges):
-    cps = sorted(cps_or_ranges)
+def _merge_ranges(ranges):
     out = []
-    for a, b in cps:
+    for a, b in sorted(ranges):
         if out and a <= out[-1][1] + 1:
             out[-1][1] = max(out[-1][1], b)
         else:
@@ -182,7 +181,7 @@ class BertNormalizer:
         """Normalised text of one character on its own (no canonical reordering with neighbours)."""
         t = self._t
         cp = ord(ch)
-        if cp in t.removed or 0xD800 <= cp <= 0xDFFF:
+        if cp in t.removed:
             return ""
         if cp in t.space:
             return " "
@@ -234,7 +233,7 @@ class BertNormalizer:
         chars, align = [], []
         for i, ch in enumerate(text):
             cp = ord(ch)
-            if cp in t.removed or 0xD800 <= cp <= 0xDFFF:
+            if cp in t.removed:
                 continue
             if cp in t.space:
                 ch = " "

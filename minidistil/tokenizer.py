@@ -65,20 +65,9 @@ def clean_up_tokenization(text):
 
 
 def _decoder_cleanup(token):
-    """The WordPiece decoder's own clean-up, applied to each token (with its leading space)."""
-    return (
-        token.replace(" .", ".")
-        .replace(" ?", "?")
-        .replace(" !", "!")
-        .replace(" ,", ",")
-        .replace(" ' ", "'")
-        .replace(" n't", "n't")
-        .replace(" 'm", "'m")
-        .replace(" do not", " don't")
-        .replace(" 's", "'s")
-        .replace(" 've", "'ve")
-        .replace(" 're", "'re")
-    )
+    """The WordPiece decoder's own clean-up, applied to each token (with its leading space): the same
+    replacements plus " do not" -> " don't" (no replacement can create or break another's match)."""
+    return clean_up_tokenization(token).replace(" do not", " don't")
 
 
 class DistilBertTokenizer:
@@ -124,14 +113,14 @@ class DistilBertTokenizer:
         self.never_split = list(never_split) if never_split else []
         self.model_max_length = VERY_LARGE_INTEGER if model_max_length is None else int(model_max_length)
         if padding_side not in ("right", "left"):
-            raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+            raise TokenizerError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
         if truncation_side not in ("right", "left"):
-            raise ValueError(f"truncation_side must be 'right' or 'left', got {truncation_side!r}")
+            raise TokenizerError(f"truncation_side must be 'right' or 'left', got {truncation_side!r}")
         self.padding_side = padding_side
         self.truncation_side = truncation_side
         self.clean_up_tokenization_spaces = bool(clean_up_tokenization_spaces)
         self.max_input_chars_per_word = int(max_input_chars_per_word)
-        self.init_kwargs = dict(kwargs)
+        # Other keyword arguments (e.g. do_basic_tokenize, tokenizer_class from a config) are ignored.
 
         self.unk_token = _token_str(unk_token)
         self.sep_token = _token_str(sep_token)
@@ -159,10 +148,9 @@ class DistilBertTokenizer:
             handle_chinese_chars=self.tokenize_chinese_chars,
         )
         # Special-token strings in the text, leftmost-longest first as the reference's matcher.
-        specials = sorted(self._special_ids, key=len, reverse=True)
-        self._special_finditer = re.compile("|".join(re.escape(t) for t in specials)).finditer if specials else None
-        self._special_search = re.compile("|".join(re.escape(t) for t in specials)).search if specials else None
-        self._special_first_chars = {t[0] for t in specials if t}
+        specials = [t for t in sorted(self._special_ids, key=len, reverse=True) if t]
+        self._special_finditer = re.compile("|".join(map(re.escape, specials))).finditer if specials else None
+        self._special_first_chars = {t[0] for t in specials}
 
     # ------------------------------------------------------------------------------------------
     # construction from / saving to a directory
@@ -203,6 +191,9 @@ class DistilBertTokenizer:
             init.update(_from_tokenizer_json(tok_json))
         else:
             raise TokenizerError(f"no vocab.txt or tokenizer.json in {path}")
+        # As the reference: built from tokenizer.json, decode() does not clean up spaces unless the
+        # config says so; built from vocab.txt (through its slow twin), it does.
+        init.setdefault("clean_up_tokenization_spaces", not tok_json.exists())
         init.update(kwargs)
         return cls(**init)
 
@@ -394,7 +385,7 @@ class DistilBertTokenizer:
     def get_special_tokens_mask(self, token_ids_0, token_ids_1=None, already_has_special_tokens=False):
         if already_has_special_tokens:
             if token_ids_1 is not None:
-                raise ValueError("token_ids_1 must be None when token_ids_0 already has special tokens")
+                raise TokenizerError("token_ids_1 must be None when token_ids_0 already has special tokens")
             return [1 if i in self._special_id_set else 0 for i in token_ids_0]
         if token_ids_1 is None:
             return [1] + [0] * len(token_ids_0) + [1]
@@ -403,8 +394,9 @@ class DistilBertTokenizer:
     # ------------------------------------------------------------------------------------------
     # tokenising one sequence
 
-    def _encode_sequence(self, text, type_id=0, word_index=None):
-        """Encoding of one text without special tokens: ids, character offsets, word indices."""
+    def _encode_sequence(self, text, type_id=0, word_index=None, split_special_tokens=False):
+        """Encoding of one text without special tokens: ids, character offsets, word indices.
+        With split_special_tokens, special-token strings in the text are ordinary text."""
         ids, offsets, words = [], [], []
         ids_append, offsets_append, words_append = ids.append, offsets.append, words.append
         widx = 0
@@ -412,7 +404,8 @@ class DistilBertTokenizer:
         lookup = self._model.lookup
         normalize = self._normalizer.normalize
         word_finditer = self._normalizer._word_finditer
-        for shift, piece, special_id in self._split_special(text):
+        pieces = ((0, text, None),) if split_special_tokens else self._split_special(text)
+        for shift, piece, special_id in pieces:
             if special_id is not None:
                 ids_append(special_id)
                 offsets_append((shift, shift + len(piece)))
@@ -457,7 +450,7 @@ class DistilBertTokenizer:
 
     def _split_special(self, text):
         """(start, piece, special id or None) for the pieces between special-token strings."""
-        if self._special_search is None or not any(c in text for c in self._special_first_chars):
+        if self._special_finditer is None or not any(c in text for c in self._special_first_chars):
             return ((0, text, None),)
         out = []
         last = 0
@@ -471,11 +464,11 @@ class DistilBertTokenizer:
             out.append((last, text[last:], None))
         return out
 
-    def _encode_input(self, seq, type_id, is_split_into_words):
+    def _encode_input(self, seq, type_id, is_split_into_words, split_special_tokens=False):
         if not is_split_into_words:
-            return self._encode_sequence(seq, type_id)
+            return self._encode_sequence(seq, type_id, None, split_special_tokens)
         # Pre-tokenised: each word on its own, offsets relative to that word, word index = its position.
-        return merge([self._encode_sequence(w, type_id, word_index=i) for i, w in enumerate(seq)]) if seq else (
+        return merge([self._encode_sequence(w, type_id, i, split_special_tokens) for i, w in enumerate(seq)]) if seq else (
             Encoding([], [], [], id_to_token=self._ids_to_tokens)
         )
 
@@ -506,6 +499,7 @@ class DistilBertTokenizer:
         return_offsets_mapping=False,
         return_length=False,
         verbose=True,
+        split_special_tokens=False,
         **kwargs,
     ):
         """Encode a text, a pair (text, text_pair), or lists of them (a batch)."""
@@ -518,7 +512,7 @@ class DistilBertTokenizer:
             padding_side=padding_side, return_tensors=return_tensors, return_token_type_ids=return_token_type_ids,
             return_attention_mask=return_attention_mask, return_overflowing_tokens=return_overflowing_tokens,
             return_special_tokens_mask=return_special_tokens_mask, return_offsets_mapping=return_offsets_mapping,
-            return_length=return_length, verbose=verbose,
+            return_length=return_length, verbose=verbose, split_special_tokens=split_special_tokens,
         )
         if is_split_into_words:
             batched = isinstance(text, (list, tuple)) and len(text) > 0 and isinstance(text[0], (list, tuple))
@@ -529,7 +523,7 @@ class DistilBertTokenizer:
                 if isinstance(text_pair, str) or not isinstance(text_pair, (list, tuple)):
                     raise TypeError("with a batch of texts, text_pair must be a list of the same length as text")
                 if len(text_pair) != len(text):
-                    raise ValueError(
+                    raise TokenizerError(
                         f"text has {len(text)} items but text_pair has {len(text_pair)}: they must pair up one to one"
                     )
                 items = list(zip(text, text_pair))
@@ -575,6 +569,7 @@ class DistilBertTokenizer:
         return_offsets_mapping=False,
         return_length=False,
         verbose=True,
+        split_special_tokens=False,
         **kwargs,
     ):
         """Encode a list of texts or (text, text_pair) pairs."""
@@ -591,15 +586,23 @@ class DistilBertTokenizer:
             pad_to_multiple_of = _check_count(pad_to_multiple_of, "pad_to_multiple_of")
         side = self.padding_side if padding_side is None else padding_side
         if side not in ("right", "left"):
-            raise ValueError(f"padding_side must be 'right' or 'left', got {side!r}")
+            raise TokenizerError(f"padding_side must be 'right' or 'left', got {side!r}")
 
         items = [_check_item(x, i, is_split_into_words) for i, x in enumerate(batch_text_or_text_pairs)]
         any_pair = any(b is not None for _, b in items)
         if truncation_strategy != "do_not_truncate":
+            # The reference checks this when truncation is set up, whatever the input and even without
+            # special tokens: the stride may not exceed max_length minus a single sequence's special tokens.
+            room = max_length - self.num_special_tokens_to_add(False)
+            if 0 <= room < stride:
+                raise TokenizerError(
+                    f"stride={stride} is larger than max_length={max_length} minus the "
+                    f"{self.num_special_tokens_to_add(False)} special tokens ({room}); lower the stride"
+                )
             needed = self.num_special_tokens_to_add(any_pair) if add_special_tokens else 0
             if max_length < needed:
                 # The reference's Rust library silently skips truncation here (unsigned underflow).
-                raise ValueError(
+                raise TokenizerError(
                     f"max_length={max_length} leaves no room for the {needed} special tokens of "
                     f"{'a pair' if any_pair else 'a single sequence'}; use max_length >= {needed}"
                 )
@@ -607,8 +610,8 @@ class DistilBertTokenizer:
         cls_id, sep_id = self.cls_token_id, self.sep_token_id
         encodings = []
         for a, b in items:
-            enc_a = self._encode_input(a, 0, is_split_into_words)
-            enc_b = self._encode_input(b, 1, is_split_into_words) if b is not None else None
+            enc_a = self._encode_input(a, 0, is_split_into_words, split_special_tokens)
+            enc_b = self._encode_input(b, 1, is_split_into_words, split_special_tokens) if b is not None else None
             if truncation_strategy != "do_not_truncate":
                 n_added = self.num_special_tokens_to_add(b is not None) if add_special_tokens else 0
                 truncate_pair(enc_a, enc_b, max_length - n_added, truncation_strategy, stride, self.truncation_side)
@@ -616,7 +619,7 @@ class DistilBertTokenizer:
 
         if padding_strategy != "do_not_pad" and encodings:
             if self.pad_token is None or self.pad_token_id is None:
-                raise ValueError("padding needs a pad_token, and this tokenizer has none")
+                raise TokenizerError("padding needs a pad_token, and this tokenizer has none")
             target = max_length if padding_strategy == "max_length" else max(len(e.ids) for e in encodings)
             if pad_to_multiple_of and target % pad_to_multiple_of:
                 target += pad_to_multiple_of - target % pad_to_multiple_of
@@ -691,7 +694,7 @@ class DistilBertTokenizer:
         elif isinstance(padding, str) and padding in _PADDING:
             padding_strategy = padding
         else:
-            raise ValueError(f"unknown padding strategy {padding!r}: use True, False, 'longest', 'max_length' or 'do_not_pad'")
+            raise TokenizerError(f"unknown padding strategy {padding!r}: use True, False, 'longest', 'max_length' or 'do_not_pad'")
         if truncation is True:
             truncation_strategy = "longest_first"
         elif truncation is False or truncation is None:
@@ -699,7 +702,7 @@ class DistilBertTokenizer:
         elif isinstance(truncation, str) and truncation in _TRUNCATION:
             truncation_strategy = truncation
         else:
-            raise ValueError(
+            raise TokenizerError(
                 f"unknown truncation strategy {truncation!r}: use True, False, 'longest_first', 'only_first', "
                 "'only_second' or 'do_not_truncate'"
             )
@@ -721,7 +724,7 @@ class DistilBertTokenizer:
             and max_length is not None
             and max_length % pad_to_multiple_of != 0
         ):
-            raise ValueError(
+            raise TokenizerError(
                 f"truncation and padding are both on but the truncation length ({max_length}) is not a "
                 f"multiple of pad_to_multiple_of ({pad_to_multiple_of})"
             )
@@ -743,15 +746,9 @@ class DistilBertTokenizerFast(DistilBertTokenizer):
 # argument checks
 
 
-_KNOWN_IGNORED = {"split_special_tokens"}
-
-
 def _check_unknown_kwargs(kwargs):
-    unknown = set(kwargs) - _KNOWN_IGNORED
-    if unknown:
-        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
-    if kwargs.get("split_special_tokens"):
-        raise ValueError("split_special_tokens=True is not supported")
+    if kwargs:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
 
 
 def _check_count(value, name):
@@ -759,7 +756,7 @@ def _check_count(value, name):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     value = int(value)
     if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
+        raise TokenizerError(f"{name} must be >= 0, got {value}")
     return value
 
 
@@ -851,11 +848,7 @@ def _from_tokenizer_json(path):
     vocab = {str(t): int(i) for t, i in model["vocab"].items()}
     for added in data.get("added_tokens") or []:
         vocab.setdefault(added["content"], int(added["id"]))
-    out = {"vocab": vocab, "unk_token": model.get("unk_token", "[UNK]"),
-           "max_input_chars_per_word": model.get("max_input_chars_per_word", 100)}
-    norm = data.get("normalizer") or {}
-    if norm.get("type") == "BertNormalizer":
-        out["do_lower_case"] = norm.get("lowercase", True)
-        out["strip_accents"] = norm.get("strip_accents")
-        out["tokenize_chinese_chars"] = norm.get("handle_chinese_chars", True)
-    return out
+    # The normaliser settings come from tokenizer_config.json (or the defaults), not from here: the
+    # reference overrides tokenizer.json's BertNormalizer with them.
+    return {"vocab": vocab, "unk_token": model.get("unk_token", "[UNK]"),
+            "max_input_chars_per_word": model.get("max_input_chars_per_word", 100)}

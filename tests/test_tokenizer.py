@@ -44,6 +44,10 @@ def test_special_token_strings_in_the_text_are_those_tokens(tok):
     assert enc.word_ids() == [None, 0, 1, 2, 3, 4, 5, 6, 7, 8, None]
 
 
+def test_split_special_tokens_makes_them_ordinary_text(tok):
+    assert tok("a [MASK]", split_special_tokens=True)["input_ids"] == [101, 1037, 1031, 7308, 1033, 102]
+
+
 def test_offsets_point_into_the_original_string_when_normalisation_changes_lengths(tok):
     text = "ΟΔΟΣ İstanbul Ⅻ ǅ ﬁ"
     enc = tok(text, return_offsets_mapping=True)
@@ -148,6 +152,14 @@ def test_save_and_load_round_trip(tmp_path, tok):
     from_json = DistilBertTokenizer.from_pretrained(tmp_path / "cased")
     assert from_json(text)["input_ids"] == cased(text)["input_ids"]
     assert from_json.vocab_size == 30522
+    # As the reference: without a config, the class defaults win over tokenizer.json's normaliser
+    # (so this is uncased), and a tokenizer built from tokenizer.json does not clean up decoded text.
+    (tmp_path / "cased" / "tokenizer_config.json").unlink()
+    bare = DistilBertTokenizer.from_pretrained(tmp_path / "cased")
+    assert bare.tokenize("Hello") == ["hello"]
+    assert bare.clean_up_tokenization_spaces is False
+    assert bare.decode(bare.encode("don't", add_special_tokens=False)) == "don ' t"
+    assert tok.decode(tok.encode("don't", add_special_tokens=False)) == "don't"
 
 
 def test_tokenizer_config_options_are_read(tmp_path):
@@ -191,6 +203,11 @@ def test_stride_that_leaves_no_room_is_explained(tok):
     # The reference's Rust library panics here; we say what to change.
     with pytest.raises(TokenizerError, match="stride"):
         tok("one two three", truncation=True, max_length=4, stride=2, return_overflowing_tokens=True)
+    # Like the reference, a stride above max_length minus the two special tokens is refused up front,
+    # even when nothing needs truncating.
+    with pytest.raises(TokenizerError, match="stride"):
+        tok("a", truncation=True, max_length=5, stride=4)
+    assert tok("a", truncation=True, max_length=5, stride=3)["input_ids"] == [101, 1037, 102]
 
 
 def test_truncating_only_a_sequence_that_is_too_short(tok):
@@ -232,3 +249,11 @@ def test_missing_or_unreadable_vocab_names_the_file(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(TokenizerError, match="no vocab.txt"):
         DistilBertTokenizer.from_pretrained(tmp_path / "empty")
+
+
+def test_lone_surrogates_are_dropped_like_other_unprintable_characters(tok):
+    # The reference cannot even receive them (Rust strings are UTF-8); we drop them as clean_text drops
+    # other "other" characters, so any Python str can be encoded.
+    enc = tok("a\ud800b \udfffc", return_offsets_mapping=True)
+    assert tok.convert_ids_to_tokens(enc["input_ids"]) == tok.convert_ids_to_tokens(tok("ab c")["input_ids"])
+    assert enc["offset_mapping"][1:-1] == [(0, 3), (5, 6)]

@@ -31,20 +31,29 @@ CASES = _lines("encodings.jsonl.gz")
 
 @pytest.fixture(scope="module")
 def tokenizers():
-    return {
-        "uncased": DistilBertTokenizerFast(vocab_file=str(VOCAB), do_lower_case=True),
-        "cased": DistilBertTokenizerFast(vocab_file=str(VOCAB), do_lower_case=False),
-    }
+    made = {}
+
+    def get(casing, variant):
+        key = (casing, variant)
+        if key not in made:
+            kw = {"do_lower_case": casing == "uncased"}
+            if variant:
+                name, value = variant.split("=")
+                kw[name] = value == "True"
+            made[key] = DistilBertTokenizerFast(vocab_file=str(VOCAB), **kw)
+        return made[key]
+
+    return get
 
 
 def _encode(tok, case):
-    mode = META["modes"][case["mode"]]
-    item = tuple(case["input"]) if mode["pair"] else case["input"]
-    saved = {k: getattr(tok, k) for k in mode["attributes"]}
-    for k, v in mode["attributes"].items():
+    item = case["input"]
+    options = case["options"]
+    saved = {k: getattr(tok, k) for k in case["attributes"]}
+    for k, v in case["attributes"].items():
         setattr(tok, k, v)
     try:
-        out = tok([item], **META["common_options"], **mode["options"])
+        out = tok([item[0]], [item[1]], **options) if case["pair"] else tok([item], **options)
     finally:
         for k, v in saved.items():
             setattr(tok, k, v)
@@ -60,7 +69,7 @@ def _encode(tok, case):
 def test_golden_sample_is_large_and_varied():
     assert META["encodings"] >= 3000
     assert {c["mode"] for c in CASES} == set(META["modes"])
-    assert {c["casing"] for c in CASES} == {"uncased", "cased"}
+    assert {(c["casing"], c["variant"]) for c in CASES} >= {("uncased", None), ("cased", None)}
     assert sum("error" in c for c in CASES) > 0  # reference errors are part of the sample
 
 
@@ -69,7 +78,7 @@ def test_golden_encodings(tokenizers, mode):
     cases = [c for c in CASES if c["mode"] == mode]
     bad = []
     for case in cases:
-        tok = tokenizers[case["casing"]]
+        tok = tokenizers(case["casing"], case["variant"])
         if "error" in case:
             with pytest.raises((TokenizerError, ValueError)):
                 _encode(tok, case)
@@ -81,7 +90,7 @@ def test_golden_encodings(tokenizers, mode):
 
 
 def test_golden_decode(tokenizers):
-    tok = tokenizers["uncased"]
+    tok = tokenizers("uncased", None)
     cases = _lines("decode.jsonl.gz")
     assert len(cases) >= 400
     bad = [

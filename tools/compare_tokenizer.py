@@ -63,8 +63,8 @@ MODES = {
     "pair-pad-left-multiple": (True, dict(padding=True, pad_to_multiple_of=8, padding_side="left"), {}, 8),
     "decode": (False, {}, {}, None),
     # Sub-batches of 4 with options drawn at random (seeded by position): special tokens on/off, every
-    # truncation and padding strategy and side, pad_to_multiple_of, pre-split words, pairs or not, and
-    # the tokenizer variants strip_accents=False and tokenize_chinese_chars=False.
+    # truncation and padding strategy and side, pad_to_multiple_of, pre-split words, split_special_tokens,
+    # pairs or not, and the tokenizer variants strip_accents=False and tokenize_chinese_chars=False.
     "random-options": (None, {}, {}, 4),
 }
 
@@ -155,6 +155,7 @@ def random_options(seed):
         "return_overflowing_tokens": rng.random() < 0.5,
         "return_length": rng.random() < 0.5,
         "is_split_into_words": rng.random() < 0.2,
+        "split_special_tokens": rng.random() < 0.1,
     }
     if opts["truncation"] not in (None, False, "do_not_truncate") and rng.random() < 0.5:
         opts["stride"] = rng.randint(1, 4)

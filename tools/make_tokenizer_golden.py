@@ -67,6 +67,14 @@ def sample_texts(rows, per_language, rng):
     return EDGE_CASES + picked
 
 
+def case_setup(mode, i):
+    """(pair?, options, tokenizer attributes, tokenizer variant) of case i in a mode."""
+    if mode == "random-options":
+        return ct.random_options(i)
+    pair, opts, attrs, _ = ct.MODES[mode]
+    return pair, opts, attrs, None
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--per-language", type=int, default=2, help="UDHR lines per language variant")
@@ -80,41 +88,39 @@ def main(argv=None):
     texts = sample_texts(ct.load_corpus(), args.per_language, rng)
     modes = [m for m in ct.MODES if m != "decode"]
     OUT.mkdir(parents=True, exist_ok=True)
-    tokenizers_by_casing = {c: ct.make_tokenizers(c == "cased")[0] for c in ("uncased", "cased")}
+    plain = {c: ct.make_tokenizers(c == "cased")[0] for c in ("uncased", "cased")}
     n = 0
+
+    def write_case(f, casing, mode, i, first, second):
+        nonlocal n
+        pair, opts, attrs, variant = case_setup(mode, i)
+        item = (first, second) if pair else first
+        if opts.get("is_split_into_words"):
+            item = (first.split(), second.split()) if pair else first.split()
+        ref = ct.variant_tokenizers(casing == "cased", variant)[0] if variant else plain[casing]
+        got = ct.encode(ref, [item], opts, attrs)[0]
+        case = {"casing": casing, "variant": variant, "mode": mode, "pair": bool(pair), "options": {**ct.COMMON, **opts},
+                "attributes": attrs, "input": list(item) if pair else item}
+        if isinstance(got, str):
+            case["error"] = got
+        else:
+            case["expected"] = [{k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in row.items()}
+                                for row in got]
+            n += len(got)
+        f.write(json.dumps(case, ensure_ascii=False, separators=(",", ":")) + "\n")
+
     with _gz_text(OUT / "encodings.jsonl.gz") as f:
         for i, text in enumerate(texts):
             casing = "cased" if i % 3 == 2 else "uncased"
             mode = modes[i % len(modes)] if i >= len(EDGE_CASES) else modes[i % 2]
-            pair, opts, attrs, sub = ct.MODES[mode]
-            item = [text, texts[(i + 1) % len(texts)]] if pair else text
-            ref = tokenizers_by_casing[casing]
-            got = ct.encode(ref, [tuple(item) if pair else item], opts, attrs)[0]
-            case = {"casing": casing, "mode": mode, "input": item}
-            if isinstance(got, str):
-                case["error"] = got
-            else:
-                case["expected"] = [{k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in row.items()}
-                                    for row in got]
-                n += len(got)
-            f.write(json.dumps(case, ensure_ascii=False, separators=(",", ":")) + "\n")
+            write_case(f, casing, mode, i, text, texts[(i + 1) % len(texts)])
         # Every edge case in every mode as well, uncased and cased.
-        for text in EDGE_CASES:
+        for i, text in enumerate(EDGE_CASES):
             for casing in ("uncased", "cased"):
                 for mode in modes:
-                    pair, opts, attrs, _ = ct.MODES[mode]
-                    item = [text, EDGE_CASES[3]] if pair else text
-                    got = ct.encode(tokenizers_by_casing[casing], [tuple(item) if pair else item], opts, attrs)[0]
-                    case = {"casing": casing, "mode": mode, "input": item}
-                    if isinstance(got, str):
-                        case["error"] = got
-                    else:
-                        case["expected"] = [{k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in row.items()}
-                                            for row in got]
-                        n += len(got)
-                    f.write(json.dumps(case, ensure_ascii=False, separators=(",", ":")) + "\n")
+                    write_case(f, casing, mode, i, text, EDGE_CASES[3])
     with _gz_text(OUT / "decode.jsonl.gz") as f:
-        ref = tokenizers_by_casing["uncased"]
+        ref = plain["uncased"]
         ids_rows = ref(texts[:400])["input_ids"]
         ids_rows += [[101, 7592, 1010, 2088, 999, 2123, 1005, 1056, 103, 1045, 1005, 1049, 102], [2, 29000, 1012, 999999, 0, 100]]
         for ids in ids_rows:
@@ -132,9 +138,7 @@ def main(argv=None):
         "date": datetime.date.today().isoformat(),
         "texts": len(texts),
         "encodings": n,
-        "modes": {m: {"pair": ct.MODES[m][0], "options": ct.MODES[m][1], "attributes": ct.MODES[m][2],
-                      "sub_batch": ct.MODES[m][3]} for m in modes},
-        "common_options": ct.COMMON,
+        "modes": modes,
     }
     (OUT / "meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     sizes = {p.name: p.stat().st_size for p in OUT.iterdir()}

@@ -1,0 +1,310 @@
+"""The kernel package: backend choice, thread control, the polynomial exp/erf and fixed cases of every op.
+
+Hypothesis-generated comparisons of every Numba kernel with the NumPy
+reference are in test_kernels_properties.py.
+"""
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import kernels
+from kernels import blas
+from kernels.reference import NumpyOps
+
+numba = pytest.importorskip("numba")
+from kernels import cpu, fastmath  # noqa: E402
+from kernels.cpu import NumbaOps  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLOAT32_NORMAL_MIN = float(np.finfo(np.float32).tiny)
+
+
+@numba.njit(error_model="numpy")
+def _exp32(x, out):
+    for i in range(x.size):
+        out[i] = np.float32(fastmath.exp64(np.float64(x[i])))
+
+
+@numba.njit(error_model="numpy")
+def _erf32(x, out):
+    for i in range(x.size):
+        out[i] = np.float32(fastmath.erf64(np.float64(x[i])))
+
+
+def _relative_error(ours, exact):
+    ok = exact != 0
+    return float(np.max(np.abs(ours[ok].astype(np.float64) / exact[ok] - 1.0)))
+
+
+# ---------------------------------------------------------------- fastmath
+
+
+def test_exp_error_bound_on_a_dense_grid():
+    # every float32 result in the normal range: from FLT_MIN (x ~ -87.34) to FLT_MAX (x ~ 88.72)
+    lo, hi = math.log(FLOAT32_NORMAL_MIN), math.log(float(np.finfo(np.float32).max))
+    x = np.linspace(lo, hi, 2_000_003).astype(np.float32)
+    x = np.concatenate([x, np.float32([0.0, -0.0, 1e-30, -1e-30, 1e-7, -1e-7, 0.34657359, -0.34657359])])
+    exact = np.exp(x.astype(np.float64))
+    normal = (exact >= FLOAT32_NORMAL_MIN) & (exact <= float(np.finfo(np.float32).max))
+    x, exact = x[normal], exact[normal]
+    out = np.empty_like(x)
+    _exp32(x, out)
+    err = _relative_error(out, exact)
+    assert err < fastmath.MAX_RELATIVE_ERROR, f"exp: max relative error {err:.3e}"
+    assert np.all(np.isfinite(out))
+
+
+def test_exp_edges():
+    x = np.float32([-np.inf, -1e30, -800.0, -104.0, -90.0, 89.0, 100.0, 1e30, np.inf, np.nan])
+    out = np.empty_like(x)
+    _exp32(x, out)
+    tiny = np.exp(x[:5].astype(np.float64)).astype(np.float32)  # 0 or a subnormal in float32
+    np.testing.assert_allclose(out[:5], tiny, rtol=0, atol=2 * 2.0**-149)
+    assert np.all(np.isinf(out[5:9])) and np.all(out[5:9] > 0)
+    assert np.isnan(out[9])
+
+
+def test_erf_error_bound_on_a_dense_grid():
+    x = np.concatenate([
+        np.linspace(-6.0, 6.0, 2_000_001),
+        np.geomspace(1e-30, 1e-2, 20_001),
+        -np.geomspace(1e-30, 1e-2, 20_001),
+        [0.0, 3.9, 3.99999, 4.0, 4.00001, 10.0, 1e30, -1e30],
+    ]).astype(np.float32)
+    out = np.empty_like(x)
+    _erf32(x, out)
+    exact = np.array([math.erf(v) for v in x.astype(np.float64)])
+    err = _relative_error(out, exact)
+    assert err < fastmath.MAX_RELATIVE_ERROR, f"erf: max relative error {err:.3e}"
+    assert np.all(out[x == 0] == 0)
+
+
+def test_erf_edges():
+    x = np.float32([np.inf, -np.inf, np.nan])
+    out = np.empty_like(x)
+    _erf32(x, out)
+    assert out[0] == 1.0 and out[1] == -1.0 and np.isnan(out[2])
+
+
+def test_maxnum_vectorizable_max_ignores_nan():
+    @numba.njit
+    def row_max(row):
+        m = row[0]
+        for t in range(1, row.shape[0]):
+            m = fastmath.maxnum(m, row[t])
+        return m
+
+    assert row_max(np.float32([1.0, -3.0, 7.5, 2.0])) == 7.5
+    assert row_max(np.float32([1.0, np.nan, 3.0])) == 3.0
+    assert row_max(np.float32([np.finfo(np.float32).min] * 3)) == np.finfo(np.float32).min
+
+
+def test_fitted_coefficients_are_the_ones_in_use():
+    """fastmath.py holds the output of tools/fit_fastmath.py; refitting gives the same numbers."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        import fit_fastmath
+    finally:
+        sys.path.pop(0)
+    np.testing.assert_allclose(fit_fastmath.exp_coefficients(), fastmath.EXP_COEFFS, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(fit_fastmath.erf_coefficients(), fastmath.ERF_COEFFS, rtol=1e-6, atol=1e-20)
+
+
+# ---------------------------------------------------------------- backend choice and threads
+
+
+def test_auto_picks_numba_when_installed(monkeypatch):
+    monkeypatch.delenv(kernels.BACKEND_ENV, raising=False)
+    monkeypatch.delenv(kernels.THREADS_ENV, raising=False)
+    assert kernels.get_ops().name == "numba"
+    assert kernels.get_ops("auto").name == "numba"
+    assert kernels.get_ops("NumPy").name == "numpy"
+
+
+def test_backend_from_environment(monkeypatch):
+    monkeypatch.setenv(kernels.BACKEND_ENV, "numpy")
+    assert kernels.get_ops().name == "numpy"
+    assert kernels.get_ops("numba").name == "numba"  # an explicit argument wins
+
+
+def test_auto_falls_back_to_numpy_without_numba():
+    code = (
+        "import sys; sys.modules['numba'] = None\n"  # makes `import numba` raise ImportError
+        "import kernels; print(kernels.get_ops('auto').name)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "numpy"
+
+
+def test_unknown_backend_is_an_error():
+    with pytest.raises(ValueError, match="unknown backend"):
+        kernels.get_ops("fortran")
+
+
+def test_threads_argument_and_environment(monkeypatch):
+    monkeypatch.delenv(kernels.THREADS_ENV, raising=False)
+    assert kernels.resolve_threads(None) is None
+    assert kernels.resolve_threads(3) == 3
+    monkeypatch.setenv(kernels.THREADS_ENV, "2")
+    assert kernels.resolve_threads(None) == 2
+    assert kernels.resolve_threads(1) == 1  # the argument wins
+    for bad in (0, -1, 1.5, "two", True):
+        with pytest.raises(ValueError, match="positive integer"):
+            kernels.resolve_threads(bad)
+    monkeypatch.setenv(kernels.THREADS_ENV, "many")
+    with pytest.raises(ValueError, match=kernels.THREADS_ENV):
+        kernels.get_ops("numpy")
+
+
+def test_threads_reach_numba_and_blas():
+    before = blas.get_threads()
+    try:
+        ops = NumbaOps(threads=1)
+        ops.layernorm(np.ones((2, 3), np.float32), np.ones(3, np.float32), np.zeros(3, np.float32), 1e-12)
+        assert numba.get_num_threads() == 1
+        if before is not None:  # NumPy's BLAS is OpenBLAS: its thread count is set too
+            assert blas.get_threads() == 1
+            NumpyOps(threads=2)
+            assert blas.get_threads() == min(2, os.cpu_count())
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        if before is not None:
+            blas.set_threads(before)
+
+
+def test_openmp_threads_sleep_instead_of_spinning():
+    """Importing the Numba backend asks OpenMP to sleep at once (see kernels/cpu.py), unless the user chose."""
+    code = (
+        "import os, numpy as np\n"
+        "from kernels.cpu import NumbaOps\n"
+        "NumbaOps().activation(np.ones((4, 4), np.float32), 'relu')\n"
+        "import numba; print(os.environ['OMP_WAIT_POLICY'], numba.threading_layer())"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "NUMBA_THREADING_LAYER")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    policy, layer = out.stdout.split()
+    assert policy == "PASSIVE"
+    assert layer in ("omp", "tbb", "workqueue")
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split()[0] == "ACTIVE"
+
+
+# ---------------------------------------------------------------- fixed cases of each op
+
+REF, FAST = NumpyOps(), NumbaOps()
+
+
+def _qkv(rng, batch, heads, seq, head_dim, keys=None):
+    """q, k, v as the model makes them: head-split views of (B, S, H*Dh) linear outputs."""
+    keys = seq if keys is None else keys
+
+    def split(s):
+        return rng.standard_normal((batch, s, heads * head_dim), dtype=np.float32).reshape(
+            batch, s, heads, head_dim).transpose(0, 2, 1, 3)
+
+    return split(seq), split(keys), split(keys)
+
+
+def test_fully_masked_rows_are_uniform_as_in_the_reference():
+    rng = np.random.default_rng(0)
+    q, k, v = _qkv(rng, 2, 3, 5, 8)
+    mask = np.array([[0, 0, 0, 0, 0], [1, 1, 0, 1, 0]], dtype=np.int32)
+    probs = FAST.attention_probs(q, k, mask, 0.35)
+    np.testing.assert_allclose(probs[0], 0.2, rtol=1e-6)
+    np.testing.assert_allclose(probs, REF.attention_probs(q, k, mask, 0.35), rtol=1e-5, atol=1e-7)
+    assert np.all(probs[1][..., [2, 4]] == 0)
+    ctx = FAST.attention(q, k, v, mask, 0.35)
+    np.testing.assert_allclose(ctx[0], np.broadcast_to(v[0].mean(axis=1, keepdims=True), ctx[0].shape), atol=1e-6)
+
+
+def test_fused_attention_equals_probs_then_context():
+    rng = np.random.default_rng(1)
+    q, k, v = _qkv(rng, 2, 4, 9, 16)
+    mask = np.ones((2, 9), np.int32)
+    mask[1, 6:] = 0
+    probs = FAST.attention_probs(q, k, mask, 0.25)
+    np.testing.assert_array_equal(FAST.attention(q, k, v, mask, 0.25), FAST.attention_context(probs, v))
+    np.testing.assert_array_equal(REF.attention(q, k, v, mask, 0.25), REF.attention_context(REF.attention_probs(q, k, mask, 0.25), v))
+
+
+def test_context_merges_heads_for_free():
+    """The context comes back as a (B, H, S, Dh) view of a (B, S, H, Dh) buffer: merging heads is a reshape."""
+    rng = np.random.default_rng(2)
+    q, k, v = _qkv(rng, 2, 3, 4, 8)
+    ctx = FAST.attention(q, k, v, np.ones((2, 4), np.int32), 0.3)
+    merged = ctx.transpose(0, 2, 1, 3).reshape(2, 4, 24)
+    assert np.shares_memory(merged, ctx)
+
+
+def test_nan_propagates_like_the_reference():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 6), dtype=np.float32)
+    x[1, 2] = np.nan
+    gamma, beta = np.ones(6, np.float32), np.zeros(6, np.float32)
+    for name in ("gelu", "gelu_new", "relu", "silu"):
+        np.testing.assert_array_equal(np.isnan(FAST.activation(x, name)), np.isnan(REF.activation(x, name)))
+    np.testing.assert_array_equal(np.isnan(FAST.layernorm(x, gamma, beta, 1e-12)), np.isnan(REF.layernorm(x, gamma, beta, 1e-12)))
+    q, k, v = _qkv(rng, 1, 2, 3, 4)
+    q = q.copy()
+    q[0, 0, 1, 2] = np.nan
+    mask = np.ones((1, 3), np.int32)
+    np.testing.assert_array_equal(np.isnan(FAST.attention_probs(q, k, mask, 1.0)), np.isnan(REF.attention_probs(q, k, mask, 1.0)))
+
+
+def test_linear_keeps_leading_shape_and_accepts_no_bias():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 5), dtype=np.float32)
+    w = rng.standard_normal((7, 5), dtype=np.float32)
+    y = FAST.linear(x, w)
+    assert y.shape == (2, 3, 7) and y.dtype == np.float32
+    np.testing.assert_allclose(y, REF.linear(x, w), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(FAST.linear(x[0, 0], w, None, "gelu"), REF.linear(x[0, 0], w, None, "gelu"), rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_activation_is_an_error():
+    with pytest.raises(ValueError, match="unknown activation"):
+        FAST.activation(np.ones(3, np.float32), "tanh")
+    with pytest.raises(ValueError, match="unknown activation"):
+        FAST.linear(np.ones((1, 3), np.float32), np.ones((2, 3), np.float32), None, "softplus")
+
+
+def test_layernorm_broadcast_residual():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 4, 6), dtype=np.float32)
+    pos = rng.standard_normal((1, 4, 6), dtype=np.float32)
+    gamma, beta = rng.standard_normal(6, dtype=np.float32), rng.standard_normal(6, dtype=np.float32)
+    np.testing.assert_allclose(FAST.layernorm(x, gamma, beta, 1e-12, residual=pos),
+                               REF.layernorm(x, gamma, beta, 1e-12, residual=pos), rtol=1e-5, atol=1e-5)
+
+
+def test_workspace_reuses_only_what_nobody_holds():
+    ws = cpu.Workspace()
+    a = ws.empty((3, 4))
+    assert ws.empty((3, 4)) is not a  # `a` is held here
+    a_id = id(a)
+    view = a[1:]
+    del a
+    assert id(ws.empty((3, 4))) != a_id  # a view still refers to it
+    del view
+    b = ws.empty((3, 4))
+    assert id(b) == a_id  # now free: handed out again
+    assert ws.empty((5,)).shape == (5,) and ws.empty((5,)).dtype == np.float32
+
+
+def test_results_survive_later_calls():
+    """A result the caller keeps is never reused as the output of a later call."""
+    rng = np.random.default_rng(6)
+    ops = NumbaOps()
+    x = rng.standard_normal((4, 8), dtype=np.float32)
+    gamma, beta = np.ones(8, np.float32), np.zeros(8, np.float32)
+    first = ops.layernorm(x, gamma, beta, 1e-12)
+    kept = first.copy()
+    for _ in range(3):
+        ops.layernorm(2 * x + 1, gamma, beta, 1e-12, residual=x)
+    np.testing.assert_array_equal(first, kept)
