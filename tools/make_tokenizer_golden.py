@@ -130,7 +130,7 @@ def main(argv=None):
                     f.write(json.dumps({"ids": ids, "skip_special_tokens": skip, "clean_up_tokenization_spaces": cleanup,
                                         "expected": want}, ensure_ascii=False, separators=(",", ":")) + "\n")
     meta = {
-        "written_by": "python tools/make_tokenizer_golden.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "written_by": " ".join(["python tools/make_tokenizer_golden.py", *(argv if argv is not None else sys.argv[1:])]),
         "reference": "transformers DistilBertTokenizerFast(vocab_file=tests/data/bert-base-uncased-vocab.txt, do_lower_case=...)",
         "transformers": transformers.__version__,
         "tokenizers": tokenizers.__version__,
