@@ -221,16 +221,16 @@ def run_mode(name, rows, cased, ref, ours, start, stop, show):
         if name == "random-options":
             groups = []
             for g0 in range(c0, c1, sub):
-                pair, opts, attrs, variant = random_options(g0)
-                g = [(texts[i], texts[(i + 1) % n]) if pair else texts[i] for i in range(g0, min(g0 + sub, c1))]
-                if opts["is_split_into_words"]:
-                    g = [(a.split(), b.split()) for a, b in g] if pair else [x.split() for x in g]
+                g_pair, g_opts, g_attrs, variant = random_options(g0)
+                g = [(texts[i], texts[(i + 1) % n]) if g_pair else texts[i] for i in range(g0, min(g0 + sub, c1))]
+                if g_opts["is_split_into_words"]:
+                    g = [(a.split(), b.split()) for a, b in g] if g_pair else [x.split() for x in g]
                 toks = variant_tokenizers(cased, variant) if variant else (ref, ours)
-                groups.append((g, opts, attrs, toks))
+                groups.append((g0, g, g_opts, g_attrs, toks))
         else:
-            groups = [(items[i:i + sub], opts, attrs, (ref, ours)) for i in range(0, len(items), sub)] if sub else [
-                (items, opts, attrs, (ref, ours))]
-        for g, opts, attrs, (ref_tok, our_tok) in groups:
+            groups = [(c0 + i, items[i:i + sub], opts, attrs, (ref, ours)) for i in range(0, len(items), sub)] if sub else [
+                (c0, items, opts, attrs, (ref, ours))]
+        for g0, g, opts, attrs, (ref_tok, our_tok) in groups:
             want = encode(ref_tok, g, opts, attrs)
             got = encode(our_tok, g, opts, attrs)
             for k, (a, b) in enumerate(zip(want, got)):
@@ -244,7 +244,7 @@ def run_mode(name, rows, cased, ref, ours, start, stop, show):
                     continue
                 stats["different"] += 1
                 if len(stats["examples"]) < show:
-                    stats["examples"].append({"index": c0 + k, "text": g[k] if pair else g[k][:300],
+                    stats["examples"].append({"index": g0 + k, "text": str(g[k])[:300],
                                               "options": opts, "diff": first_difference(a, b)})
     return stats
 
