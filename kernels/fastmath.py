@@ -65,6 +65,23 @@ def maxnum(typingctx, a, b):
     return sig, codegen
 
 
+@intrinsic
+def prefetch(typingctx, array, flat_index):
+    """Hint the CPU to start loading array.flat[flat_index] (a C-contiguous array) into cache; no effect on results."""
+    sig = types.void(array, flat_index)
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        address = builder.bitcast(builder.gep(data, [args[1]]), llvmlite.ir.IntType(8).as_pointer())
+        i32 = llvmlite.ir.IntType(32)
+        fnty = llvmlite.ir.FunctionType(llvmlite.ir.VoidType(), [address.type, i32, i32, i32])
+        fn = builder.module.declare_intrinsic("llvm.prefetch", fnty=fnty)
+        builder.call(fn, [address, i32(0), i32(3), i32(1)])  # read, high locality, data cache
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @njit(inline="always", error_model="numpy", cache=True)
 def exp64(x):
     """exp of a float64 whose result is meant for float32 (relative error < 3e-9 before rounding).

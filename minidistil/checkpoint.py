@@ -62,7 +62,7 @@ _MODULE_DIR = re.compile(r"^\d+_[A-Za-z]\w*$")  # 1_Pooling, 2_Normalize, 2_Dens
 
 # Task heads: short name -> {tensor name: shape as a function of the config}.
 HEADS = ("masked_lm", "sequence_classification", "multiple_choice", "token_classification", "question_answering")
-HEAD_ALIASES = {
+HEAD_OF_CLASS = {
     "DistilBertModel": None,
     "DistilBertForMaskedLM": "masked_lm",
     "DistilBertForSequenceClassification": "sequence_classification",
@@ -70,6 +70,7 @@ HEAD_ALIASES = {
     "DistilBertForTokenClassification": "token_classification",
     "DistilBertForQuestionAnswering": "question_answering",
 }
+CLASS_OF_HEAD = {head: cls for cls, head in HEAD_OF_CLASS.items()}
 
 
 # ---------------------------------------------------------------------------------------- shapes
@@ -139,8 +140,8 @@ def head_tensor_names() -> frozenset[str]:
 
 
 def _head_name(head):
-    if head in HEAD_ALIASES:
-        return HEAD_ALIASES[head]
+    if head in HEAD_OF_CLASS:
+        return HEAD_OF_CLASS[head]
     if head is None or head in HEADS:
         return head
     raise ValueError(f"unknown head {head!r}: expected one of {', '.join(HEADS)} or a DistilBert class name")
@@ -553,7 +554,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike) -> tuple[DistilBertC
     head = _detect_head(config, state)
     params = check_tensors(state, expected_shapes(config, head), source=src)
     if config.architectures is None:
-        cls = {v: k for k, v in HEAD_ALIASES.items()}[head]
+        cls = CLASS_OF_HEAD[head]
         config = config.replace(architectures=[cls])
     save_checkpoint(dst, config, params, prefix_encoder=head is not None)
     for name in TOKENIZER_FILES + SENTENCE_TRANSFORMERS_FILES:
@@ -567,8 +568,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike) -> tuple[DistilBertC
 
 def _detect_head(config: DistilBertConfig, state: Mapping[str, np.ndarray]) -> str | None:
     for arch in config.architectures or ():
-        if arch in HEAD_ALIASES:
-            return HEAD_ALIASES[arch]
+        if arch in HEAD_OF_CLASS:
+            return HEAD_OF_CLASS[arch]
     if "vocab_projector.bias" in state:
         return "masked_lm"
     if "qa_outputs.weight" in state:

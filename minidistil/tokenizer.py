@@ -479,41 +479,15 @@ class DistilBertTokenizer:
     # ------------------------------------------------------------------------------------------
     # the main entry points
 
-    def __call__(
-        self,
-        text=None,
-        text_pair=None,
-        add_special_tokens=True,
-        padding=False,
-        truncation=None,
-        max_length=None,
-        stride=0,
-        is_split_into_words=False,
-        pad_to_multiple_of=None,
-        padding_side=None,
-        return_tensors=None,
-        return_token_type_ids=None,
-        return_attention_mask=None,
-        return_overflowing_tokens=False,
-        return_special_tokens_mask=False,
-        return_offsets_mapping=False,
-        return_length=False,
-        verbose=True,
-        split_special_tokens=False,
-        **kwargs,
-    ):
-        """Encode a text, a pair (text, text_pair), or lists of them (a batch)."""
-        _check_unknown_kwargs(kwargs)
+    def __call__(self, text=None, text_pair=None, is_split_into_words=False, **options):
+        """Encode a text, a pair (text, text_pair), or lists of them (a batch).
+
+        options are those of batch_encode_plus (add_special_tokens, padding, truncation,
+        max_length, stride, return_* ...), with the reference's names and defaults.
+        """
         if text is None:
             raise TypeError("text must be a str, a list of str, or (with is_split_into_words) lists of words; got None")
-        options = dict(
-            add_special_tokens=add_special_tokens, padding=padding, truncation=truncation, max_length=max_length,
-            stride=stride, is_split_into_words=is_split_into_words, pad_to_multiple_of=pad_to_multiple_of,
-            padding_side=padding_side, return_tensors=return_tensors, return_token_type_ids=return_token_type_ids,
-            return_attention_mask=return_attention_mask, return_overflowing_tokens=return_overflowing_tokens,
-            return_special_tokens_mask=return_special_tokens_mask, return_offsets_mapping=return_offsets_mapping,
-            return_length=return_length, verbose=verbose, split_special_tokens=split_special_tokens,
-        )
+        options["is_split_into_words"] = is_split_into_words
         if is_split_into_words:
             batched = isinstance(text, (list, tuple)) and len(text) > 0 and isinstance(text[0], (list, tuple))
         else:

@@ -27,23 +27,15 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from minidistil.checkpoint import convert, expected_shapes, save_checkpoint  # noqa: E402
+from minidistil.checkpoint import CLASS_OF_HEAD, convert, expected_shapes, save_checkpoint  # noqa: E402
 from minidistil.config import DistilBertConfig  # noqa: E402
 
-CLASSES = {
-    None: "DistilBertModel",
-    "masked_lm": "DistilBertForMaskedLM",
-    "sequence_classification": "DistilBertForSequenceClassification",
-    "multiple_choice": "DistilBertForMultipleChoice",
-    "token_classification": "DistilBertForTokenClassification",
-    "question_answering": "DistilBertForQuestionAnswering",
-}
 
 
 def check_save(tmp: Path) -> bool:
     ok = True
     rng = np.random.default_rng(0)
-    for head, cls_name in CLASSES.items():
+    for head, cls_name in CLASS_OF_HEAD.items():
         config = DistilBertConfig(vocab_size=40, max_position_embeddings=20, n_layers=2, n_heads=3, dim=12, hidden_dim=20,
                                   num_labels=3 if head != "question_answering" else 2, architectures=[cls_name])
         params = {k: rng.standard_normal(s).astype(np.float32) for k, s in expected_shapes(config, head).items()}

@@ -47,16 +47,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import minidistil  # noqa: E402
+from minidistil.checkpoint import HEAD_OF_CLASS  # noqa: E402
 from minidistil.initialization import random_params  # noqa: E402
 
-HEAD_OF_CLASS = {
-    "DistilBertModel": None,
-    "DistilBertForMaskedLM": "masked_lm",
-    "DistilBertForSequenceClassification": "sequence_classification",
-    "DistilBertForMultipleChoice": "multiple_choice",
-    "DistilBertForTokenClassification": "token_classification",
-    "DistilBertForQuestionAnswering": "question_answering",
-}
 
 OFFICIAL = {}  # every field at its default: dim 768, 6 layers, 12 heads, hidden 3072, vocab 30522, gelu
 SMALL = dict(vocab_size=120, max_position_embeddings=40, n_layers=3, n_heads=3, dim=96, hidden_dim=200)

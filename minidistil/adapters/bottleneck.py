@@ -33,7 +33,7 @@ import numpy as np
 
 from .activations import apply_activation
 from .configs import bottleneck_size
-from .errors import AdapterError
+from .errors import AdapterError, checked_tensors
 
 ADAPTER_LN_EPS = 1e-5  # nn.LayerNorm's default: the adapter's own LayerNorms do not use the model's 1e-12
 LOCATIONS = ("mh_adapter", "output_adapter")
@@ -108,16 +108,7 @@ class Bottleneck:
             if alias in tensors and target not in tensors and self.ln_before:
                 tensors[target] = tensors[alias]
             tensors.pop(alias, None)
-        missing = sorted(set(shapes) - set(tensors))
-        if missing:
-            raise AdapterError(f"{where}: missing tensor(s) {', '.join(missing)}")
-        extra = sorted(set(tensors) - set(shapes))
-        if extra:
-            raise AdapterError(f"{where}: unexpected tensor(s) {', '.join(extra)} for this config")
-        for key, shape in shapes.items():
-            if tuple(tensors[key].shape) != shape:
-                raise AdapterError(f"{where}: tensor {key} has shape {tuple(tensors[key].shape)}, expected {shape}")
-        self.host = {key: np.ascontiguousarray(tensors[key], dtype=np.float32) for key in shapes}
+        self.host = checked_tensors(tensors, shapes, where)
         self.params = None
 
     def prepare(self, ops):

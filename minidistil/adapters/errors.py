@@ -1,7 +1,29 @@
-"""The error the adapter code raises on purpose."""
+"""The error the adapter code raises on purpose, and the tensor check that raises it."""
+
+import numpy as np
 
 from ..errors import MinidistilError
 
 
 class AdapterError(MinidistilError, ValueError):
     """An adapter or head is unknown, unsupported, or does not fit the model; the message names it."""
+
+
+def checked_tensors(tensors, shapes, where, prefix=""):
+    """The tensors named in `shapes` as contiguous float32 arrays, once each one is there with its shape.
+
+    Raises AdapterError naming (with `prefix`, as in the file) what is missing, unexpected
+    or mis-shaped; `where` says which adapter or head, and where in the model.
+    """
+    missing = sorted(set(shapes) - set(tensors))
+    if missing:
+        raise AdapterError(f"{where}: missing tensor(s) {', '.join(prefix + m for m in missing)}")
+    extra = sorted(set(tensors) - set(shapes))
+    if extra:
+        raise AdapterError(f"{where}: unexpected tensor(s) {', '.join(prefix + e for e in extra)} for this config")
+    for key, shape in shapes.items():
+        if tuple(tensors[key].shape) != tuple(shape):
+            raise AdapterError(
+                f"{where}: tensor {prefix}{key} has shape {tuple(tensors[key].shape)}, expected {tuple(shape)}"
+            )
+    return {key: np.ascontiguousarray(tensors[key], dtype=np.float32) for key in shapes}

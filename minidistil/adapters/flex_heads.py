@@ -28,7 +28,7 @@ from ..outputs import (
     TokenClassifierOutput,
 )
 from .activations import apply_activation, normalise_activation
-from .errors import AdapterError
+from .errors import AdapterError, checked_tensors
 
 HEAD_TYPES = (
     "classification",
@@ -155,18 +155,9 @@ class FlexHead:
                 local.pop(key, None)
             elif key not in local:
                 raise AdapterError(f"{where}: missing tensor {prefix}{key} (word embeddings are not tied)")
-        missing = sorted(set(shapes) - set(local))
-        if missing:
-            raise AdapterError(f"{where}: missing tensor(s) {', '.join(prefix + m for m in missing)}")
-        extra = sorted(set(local) - set(shapes))
-        if extra:
-            raise AdapterError(f"{where}: unexpected tensor(s) {', '.join(prefix + e for e in extra)} for this head config")
-        for key, shape in shapes.items():
-            if tuple(local[key].shape) != shape:
-                raise AdapterError(f"{where}: tensor {prefix}{key} has shape {tuple(local[key].shape)}, expected {shape}")
         if self.tied_projection is not None and tuple(self.tied_projection.shape) != (self.vocab_size, dim):
             raise AdapterError(f"{where}: projection weight has shape {tuple(self.tied_projection.shape)}, expected {(self.vocab_size, dim)}")
-        self.host = {key: np.ascontiguousarray(local[key], dtype=np.float32) for key in shapes}
+        self.host = checked_tensors(local, shapes, where, prefix)
         self.params = None
 
     def prepare(self, ops):

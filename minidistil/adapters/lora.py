@@ -19,7 +19,7 @@ every LoRA module at that linear, as the reference's does.
 
 import numpy as np
 
-from .errors import AdapterError
+from .errors import AdapterError, checked_tensors
 
 # file key component -> model linear name
 LINEAR_KEYS = {
@@ -73,16 +73,7 @@ class LoRAModule:
             shapes["gate.weight"] = (1, in_dim)
             shapes["gate.bias"] = (1,)
         where = f"{source}: adapter {name!r}, layer {layer} {linear}"
-        missing = sorted(set(shapes) - set(tensors))
-        if missing:
-            raise AdapterError(f"{where}: missing tensor(s) {', '.join(missing)}")
-        extra = sorted(set(tensors) - set(shapes))
-        if extra:
-            raise AdapterError(f"{where}: unexpected tensor(s) {', '.join(extra)} for this config")
-        for key, shape in shapes.items():
-            if tuple(tensors[key].shape) != shape:
-                raise AdapterError(f"{where}: tensor {key} has shape {tuple(tensors[key].shape)}, expected {shape}")
-        self.host = {key: np.ascontiguousarray(tensors[key], dtype=np.float32) for key in shapes}
+        self.host = checked_tensors(tensors, shapes, where)
         self.params = None
 
     def prepare(self, ops):

@@ -26,6 +26,9 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
+from minidistil.checkpoint import CLASS_OF_HEAD, HEADS
+from minidistil.config import ACTIVATIONS
+
 __all__ = [
     "texts",
     "configs",
@@ -38,16 +41,6 @@ __all__ = [
     "HEADS",
 ]
 
-ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu", "swish")
-HEADS = ("masked_lm", "sequence_classification", "multiple_choice", "token_classification", "question_answering")
-HEAD_CLASSES = {
-    None: "DistilBertModel",
-    "masked_lm": "DistilBertForMaskedLM",
-    "sequence_classification": "DistilBertForSequenceClassification",
-    "multiple_choice": "DistilBertForMultipleChoice",
-    "token_classification": "DistilBertForTokenClassification",
-    "question_answering": "DistilBertForQuestionAnswering",
-}
 
 # ----------------------------------------------------------------------------------- text pieces
 
@@ -229,9 +222,9 @@ def write_checkpoint(config, seed=0, head=None, perturb=True, directory=None):
     from minidistil.checkpoint import save_checkpoint
     from minidistil.initialization import random_params
 
-    if head not in HEAD_CLASSES:
+    if head not in CLASS_OF_HEAD:
         raise ValueError(f"unknown head {head!r}: expected None or one of {', '.join(HEADS)}")
-    changes = {"architectures": [HEAD_CLASSES[head]]}
+    changes = {"architectures": [CLASS_OF_HEAD[head]]}
     if head == "question_answering" and config.num_labels != 2:
         changes["num_labels"] = 2  # start and end logits: the reference refuses any other count
     config = config.replace(**changes)
