@@ -33,7 +33,7 @@ import numpy as np
 
 from .activations import apply_activation
 from .configs import bottleneck_size
-from .errors import AdapterError, checked_tensors
+from .errors import AdapterError, check_placement, checked_tensors
 
 ADAPTER_LN_EPS = 1e-5  # nn.LayerNorm's default: the adapter's own LayerNorms do not use the model's 1e-12
 LOCATIONS = ("mh_adapter", "output_adapter")
@@ -189,15 +189,7 @@ def run_stack(ops, modules, hidden, residual, norm):
 def build_modules(name, method, tensors_by_module, source, dim, n_layers):
     """Bottleneck modules of one adapter: {(layer, location): Bottleneck}."""
     expected = expected_locations(method, n_layers)
-    found = set(tensors_by_module)
-    missing = [key for key in expected if key not in found]
-    if missing:
-        layer, location = missing[0]
-        raise AdapterError(f"{source}: adapter {name!r} has no weights for layer {layer} {location}")
-    extra = sorted(found - set(expected))
-    if extra:
-        layer, location = extra[0]
-        raise AdapterError(f"{source}: adapter {name!r} has weights for layer {layer} {location}, which its config does not place there")
+    check_placement(expected, tensors_by_module, f"{source}: adapter {name!r} has weights")
     return {
         key: Bottleneck(name, method, key[0], key[1], dict(tensors_by_module[key]), source, dim)
         for key in expected

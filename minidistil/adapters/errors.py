@@ -27,3 +27,18 @@ def checked_tensors(tensors, shapes, where, prefix=""):
                 f"{where}: tensor {prefix}{key} has shape {tuple(tensors[key].shape)}, expected {tuple(shape)}"
             )
     return {key: np.ascontiguousarray(tensors[key], dtype=np.float32) for key in shapes}
+
+
+def check_placement(expected, found, what):
+    """Every (layer, place) the config expects has weights, and no others do.
+
+    `what` starts the message, e.g. "model.bin: adapter 'x' has LoRA weights".
+    """
+    missing = [key for key in expected if key not in found]
+    if missing:
+        layer, place = missing[0]
+        raise AdapterError(f"{what.replace(' has ', ' has no ', 1)} for layer {layer} {place}")
+    extra = sorted(set(found) - set(expected))
+    if extra:
+        layer, place = extra[0]
+        raise AdapterError(f"{what} for layer {layer} {place}, which its config does not place there")

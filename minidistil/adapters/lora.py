@@ -19,7 +19,7 @@ every LoRA module at that linear, as the reference's does.
 
 import numpy as np
 
-from .errors import AdapterError, checked_tensors
+from .errors import AdapterError, check_placement, checked_tensors
 
 # file key component -> model linear name
 LINEAR_KEYS = {
@@ -116,15 +116,7 @@ class LoRAModule:
 def build_modules(name, method, tensors_by_linear, source, config):
     """LoRA modules of one adapter: {(layer, linear): LoRAModule}."""
     expected = expected_linears(method, config.n_layers)
-    found = set(tensors_by_linear)
-    missing = [key for key in expected if key not in found]
-    if missing:
-        layer, linear = missing[0]
-        raise AdapterError(f"{source}: adapter {name!r} has no LoRA weights for layer {layer} {linear}")
-    extra = sorted(found - set(expected))
-    if extra:
-        layer, linear = extra[0]
-        raise AdapterError(f"{source}: adapter {name!r} has LoRA weights for layer {layer} {linear}, which its config does not place there")
+    check_placement(expected, tensors_by_linear, f"{source}: adapter {name!r} has LoRA weights")
     return {
         key: LoRAModule(name, method, key[0], key[1], dict(tensors_by_linear[key]), source, config) for key in expected
     }
