@@ -7,7 +7,7 @@ the tokenizer can be used without loading the model code (and vice versa).
 from importlib import import_module
 
 from .errors import (
-    BackendError,
+    AdapterError,
     CheckpointError,
     ConfigError,
     MinidistilError,
@@ -37,7 +37,7 @@ _LAZY_NAMES = {
 
 __all__ = sorted(
     list(_LAZY_NAMES)
-    + ["BackendError", "CheckpointError", "ConfigError", "MinidistilError", "ModelSourceError", "TokenizerError"]
+    + ["AdapterError", "CheckpointError", "ConfigError", "MinidistilError", "ModelSourceError", "TokenizerError"]
 )
 
 

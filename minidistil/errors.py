@@ -17,8 +17,8 @@ class TokenizerError(MinidistilError, ValueError):
     """A tokenizer file or argument is invalid."""
 
 
-class BackendError(MinidistilError, RuntimeError):
-    """A kernel backend was asked for but cannot run here."""
+class AdapterError(MinidistilError, ValueError):
+    """An adapter or head is unknown, unsupported, or does not fit the model; the message names it."""
 
 
 class ModelSourceError(MinidistilError, OSError):

@@ -2,11 +2,9 @@
 
 import numpy as np
 
-from ..errors import MinidistilError
+from ..errors import AdapterError
 
-
-class AdapterError(MinidistilError, ValueError):
-    """An adapter or head is unknown, unsupported, or does not fit the model; the message names it."""
+__all__ = ["AdapterError", "check_placement", "checked_tensors"]
 
 
 def checked_tensors(tensors, shapes, where, prefix=""):
