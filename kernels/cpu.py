@@ -3,25 +3,32 @@
 Matrix products with weights go to BLAS (NumPy's matmul); everything
 element-wise or row-wise after them is one parallel Numba pass:
 
-    linear        BLAS x @ Wᵀ into a reused buffer, then bias + activation in place
-    attention     per (batch, head): q·kᵀ, scale, mask, softmax and p·v in one kernel
-                  (head dim 64 is too small for BLAS to pay: NumPy's batched
-                  matmul reaches ~35 GFLOP/s there)
+    linear        BLAS x @ Wᵀ into a reused buffer, then bias + activation in place;
+                  for few rows, a Numba kernel that streams the weights instead
+    attention     per (batch, head): q·kᵀ, scale, mask, softmax and p·v in one kernel,
+                  two query rows at a time (with Dh = 64 the products are too small
+                  for BLAS to pay: per-head sgemm calls were 1.5x slower, measured
+                  in the model with the threads below set as they are)
     layernorm     residual add + mean + variance + scale/shift in one pass per row
     activations   exact-erf GELU and friends through the polynomials of fastmath.py
 
 Threading. Numba's OpenMP threads spin after each parallel region by default,
 and on a machine with as many threads as cores that spinning steals the cores
-from the next BLAS call (measured on 2 cores: 128x768x3072 GEMM + a trivial
-parallel kernel, 7.5 ms instead of 3.7 ms). So this module asks OpenMP to
+from the next BLAS call (measured on 2 cores: a 128x768x3072 GEMM followed by a
+trivial parallel kernel, 8.0 ms instead of 3.6 ms; at 8 rows, 8.0 instead of
+0.8 ms: `python tools/bench_kernels.py spin`). So this module asks OpenMP to
 sleep at once (OMP_WAIT_POLICY=PASSIVE, unless the user set it) before the
 runtime starts, and prefers the OpenMP threading layer, whose wake-up costs
 ~20 us; TBB and the workqueue layer are the fallbacks. The setting only takes
-effect if no OpenMP runtime has started in this process yet.
+effect if no OpenMP runtime has started in this process yet. OpenBLAS's own
+threads spin after each call as well, slowing the Numba kernel that follows
+(GELU after the FFN GEMM, the small-batch matmul after an attention product):
+blas.sleep_when_idle() makes them sleep at once too.
 
-The kernels accept strided views (q, k, v are head-split views of the linear
-outputs; no copies are made) and compute in float32, with float64 where a sum
-or a polynomial needs it.
+q, k, v are head-split views of the linear outputs; the attention kernels copy
+one head at a time into contiguous scratch, and write their output in
+(B, S, H, Dh) order, so that merging the heads again is a free reshape.
+Kernels compute in float32, with float64 where a sum or a polynomial needs it.
 """
 
 import math
@@ -41,6 +48,7 @@ from .reference import ACTIVATIONS, FLOAT32_MIN  # noqa: E402
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
+blas.sleep_when_idle()  # the same problem the other way round: OpenBLAS's threads spin after each call
 
 # Fast-math subsets. Kernels never assume "no NaN / no inf": masked scores are
 # the most negative float, and NaN inputs must stay NaN as in the reference.
@@ -50,6 +58,8 @@ REDUCE = {"contract", "reassoc"}  # sums may be reordered, so that they vectoriz
 ACT_NONE, ACT_GELU, ACT_GELU_NEW, ACT_RELU, ACT_SILU = 0, 1, 2, 3, 4
 ACT_CODES = {None: ACT_NONE, "gelu": ACT_GELU, "gelu_new": ACT_GELU_NEW, "relu": ACT_RELU,
              "silu": ACT_SILU, "swish": ACT_SILU}
+
+SERIAL_WORK = 1 << 15  # kernels with less work than this (elements or multiply-adds) run in the calling thread
 
 _SQRT_HALF = 0.7071067811865476
 _SQRT_2_OVER_PI = 0.7978845608028654
@@ -85,25 +95,41 @@ def _row_bias_act(x, bias, out, i, act):
 
 
 @njit(parallel=True, fastmath=CONTRACT, error_model="numpy", cache=True)
-def _bias_act(x, bias, out, act):
-    """out = act(x + bias) for 2-D x, out (out may be x) and bias (N,).
+def _bias_act(y, bias, act):
+    """y = act(y + bias) in place, for 2-D y and bias (N,).
 
-    Rows are the parallel tasks (splitting rows into column blocks as well
-    kept LLVM from vectorizing the loops: 10x slower for the plain bias add).
+    In place through one array argument on purpose: given the same array as
+    input and output, LLVM's overlap check fails and it runs the scalar loop
+    (GELU 4x slower). Rows are the parallel tasks (splitting them into column
+    blocks as well kept the loops from vectorizing).
     """
-    for i in prange(x.shape[0]):
-        _row_bias_act(x, bias, out, i, act)
+    for i in prange(y.shape[0]):
+        _row_bias_act(y, bias, y, i, act)
 
 
 @njit(fastmath=CONTRACT, error_model="numpy", cache=True)
-def _bias_act_serial(x, bias, out, act):
+def _bias_act_serial(y, bias, act):
+    for i in range(y.shape[0]):
+        _row_bias_act(y, bias, y, i, act)
+
+
+@njit(parallel=True, fastmath=CONTRACT, error_model="numpy", cache=True)
+def _activation(x, out, act):
+    """out = act(x) for 2-D x and out (distinct arrays)."""
+    zero = np.zeros(x.shape[1], np.float32)
+    for i in prange(x.shape[0]):
+        _row_bias_act(x, zero, out, i, act)
+
+
+@njit(fastmath=CONTRACT, error_model="numpy", cache=True)
+def _activation_serial(x, out, act):
+    zero = np.zeros(x.shape[1], np.float32)
     for i in range(x.shape[0]):
-        _row_bias_act(x, bias, out, i, act)
+        _row_bias_act(x, zero, out, i, act)
 
 
 # ---------------------------------------------------------------- small-batch matmul
 
-SERIAL_WORK = 1 << 15  # kernels with less work than this (elements or multiply-adds) run in the calling thread
 SMALL_M_MAX = 128  # linear() uses _matmul_small up to this many rows, BLAS above (crossover ~200 here)
 SMALL_N_BLOCK = 24  # weight rows per parallel task
 
@@ -494,9 +520,9 @@ class NumbaOps:
     def to_numpy(self, x):
         return np.asarray(x)
 
-    def _bias_act(self, x2, bias, out2, act):
-        kernel = _bias_act if self._parallel(x2.size) else _bias_act_serial
-        kernel(x2, bias, out2, act)
+    def _bias_act(self, y, bias, act):
+        kernel = _bias_act if self._parallel(y.size) else _bias_act_serial
+        kernel(y, bias, act)
 
     def linear(self, x, weight, bias=None, activation=None):
         act = _activation_code(activation)
@@ -515,11 +541,11 @@ class NumbaOps:
             self._parallel(weight.size)
             _matmul_small(x2, weight, bias, y)  # bias added in the kernel
             if act != ACT_NONE:
-                self._bias_act(y, np.zeros(cols, np.float32), y, act)
+                self._bias_act(y, np.zeros(cols, np.float32), act)
             y = y[:rows]
         else:
             y = np.matmul(x2, weight.T, out=self._empty((rows, cols)))  # (M, E) @ (E, F) -> (M, F), BLAS
-            self._bias_act(y, bias, y, act)
+            self._bias_act(y, bias, act)
         return y.reshape(x.shape[:-1] + (cols,))
 
     def activation(self, x, name):
@@ -527,7 +553,8 @@ class NumbaOps:
         x = _f32(x)
         out = self._empty(x.shape)
         if x.size:
-            self._bias_act(_rows(x), np.zeros(x.shape[-1], np.float32), _rows(out), act)
+            kernel = _activation if self._parallel(x.size) else _activation_serial
+            kernel(_rows(x), _rows(out), act)
         return out
 
     def attention_probs(self, q, k, key_mask, scale):

@@ -105,13 +105,22 @@ def build_parser():
 # ------------------------------------------------------------------------------------------ inputs
 
 
-def _read_lines(path):
-    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
+def _read_lines(path, option):
+    """The non-blank lines of file `path` ('-': stdin), which came from `option`.
+
+    A file that cannot be opened or is not UTF-8 is a ValueError naming the option and the file,
+    so that main() prints one line the user can act on instead of a bare OS or codec error.
+    """
+    where = "stdin" if path == "-" else f"{option} file {path!r}"
     try:
-        return [line.rstrip("\r\n") for line in stream if line.strip()]
-    finally:
-        if stream is not sys.stdin:
-            stream.close()
+        if path == "-":
+            return [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+        with open(path, encoding="utf-8") as stream:
+            return [line.rstrip("\r\n") for line in stream if line.strip()]
+    except OSError as exc:
+        raise ValueError(f"cannot read {where}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where} is not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
 
 
 def _inputs(args, single):
@@ -119,11 +128,11 @@ def _inputs(args, single):
     if args.input is not None:
         if single is not None:
             raise UsageError("give a text or --input, not both")
-        return _read_lines(args.input), True
+        return _read_lines(args.input, "--input"), True
     if single is not None:
         return [single], False
     if not sys.stdin.isatty():
-        return _read_lines("-"), True
+        return _read_lines("-", "stdin"), True
     raise UsageError("no input: give a text, --input FILE, or pipe lines into stdin")
 
 
@@ -172,8 +181,8 @@ def _check_positive(value, option):
 
 def cmd_fill_mask(args):
     _check_positive(args.top_k, "--top-k")
+    items, batch = _inputs(args, args.text)  # before loading the model: a bad input file fails fast
     fill = _pipeline("fill-mask", args, top_k=args.top_k, targets=args.targets)
-    items, batch = _inputs(args, args.text)
 
     def run(texts):
         out = fill(texts)
@@ -193,9 +202,9 @@ def cmd_fill_mask(args):
 def cmd_classify(args):
     if args.top_k is not None and args.top_k < 0:
         raise UsageError(f"--top-k must be 0 (all) or positive, got {args.top_k}")
+    items, batch = _inputs(args, args.text)
     classify = _pipeline("text-classification", args)
     top_k = None if args.top_k == 0 else args.top_k
-    items, batch = _inputs(args, args.text)
 
     def run(texts):
         return classify(texts, top_k=top_k)
@@ -208,8 +217,8 @@ def cmd_classify(args):
 
 
 def cmd_ner(args):
-    tagger = _pipeline("token-classification", args, aggregation_strategy=args.aggregation)
     items, batch = _inputs(args, args.text)
+    tagger = _pipeline("token-classification", args, aggregation_strategy=args.aggregation)
 
     def run(texts):
         return tagger(texts)
@@ -230,7 +239,7 @@ def cmd_qa(args):
         if args.question is not None or args.context is not None:
             raise UsageError("give --question/--context or --input, not both")
         items = []
-        for n, line in enumerate(_read_lines(args.input or "-"), 1):
+        for n, line in enumerate(_read_lines(args.input or "-", "--input"), 1):
             try:
                 item = json.loads(line)
             except ValueError:
@@ -265,8 +274,8 @@ def _embedder(args):
 
 
 def cmd_embed(args):
-    embed = _embedder(args)
     items, batch = _inputs(args, args.text)
+    embed = _embedder(args)
 
     def run(texts):
         return [[round(float(x), 7) for x in row] for row in embed(texts)]
@@ -299,7 +308,7 @@ def cmd_similarity(args):
 
 def cmd_search(args):
     _check_positive(args.top_k, "--top-k")
-    corpus = _read_lines(args.corpus)
+    corpus = _read_lines(args.corpus, "--corpus")
     if not corpus:
         raise ValueError(f"corpus {args.corpus} has no lines")
     embed = _embedder(args)

@@ -298,7 +298,7 @@ class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
         """The reference's choice when config.problem_type is None (decided per call, config untouched)."""
         if self.config.problem_type is not None:
             return self.config.problem_type
-        labels = np.asarray(labels)
+        labels = _label_array(labels)
         if self.config.num_labels == 1:
             return "regression"
         if labels.dtype != np.bool_ and np.issubdtype(labels.dtype, np.integer):
@@ -308,8 +308,8 @@ class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
     def loss(self, logits, labels):
         """MSE (regression), cross-entropy (single label, -100 ignored) or BCE-with-logits (multi label)."""
         n = self.config.num_labels
+        labels = _label_array(labels)
         kind = self.problem_type(labels)
-        labels = np.asarray(labels)
         if kind == "regression":
             if not (labels.dtype == np.bool_ or np.issubdtype(labels.dtype, np.number)):
                 raise ValueError(f"regression labels must be numbers, got dtype {labels.dtype}")
@@ -430,9 +430,20 @@ def _pooled_classifier(p, ops, last):
     return ops.linear(pooled, p["classifier.weight"], p["classifier.bias"])  # (B, N)
 
 
+def _label_array(labels, name="labels"):
+    """labels as an array of numbers, or a ValueError for ragged rows or label names."""
+    labels = M.as_rectangular_array(labels, name)
+    if labels.dtype.kind in "USO":  # str, bytes or objects: most often label names instead of ids
+        raise ValueError(
+            f"{name} must be numbers (class ids, or float targets), got dtype {labels.dtype}; "
+            f"map label names to ids with config.label2id"
+        )
+    return labels
+
+
 def _int_labels(labels, shape, name):
     """Integer class labels of the given shape (-100 = ignore), or a ValueError."""
-    labels = np.asarray(labels)
+    labels = _label_array(labels, name)
     if labels.dtype == np.bool_ or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{name} must be integer class ids (-100 to ignore), got dtype {labels.dtype}")
     if labels.size != math.prod(shape):

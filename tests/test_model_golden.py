@@ -8,40 +8,20 @@ and backend is printed at the end of the module and named in any failure.
 
 import json
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-import kernels
 from minidistil import heads
 from minidistil.config import DistilBertConfig
 from minidistil.initialization import random_params
 
-from pathlib import Path
-
-GOLDEN = Path(__file__).resolve().parent / "golden"
-
-GOLDEN_DIR = GOLDEN / "model"
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden" / "model"
 TOLERANCE = 1e-4
 METADATA = json.loads((GOLDEN_DIR / "metadata.json").read_text()) if (GOLDEN_DIR / "metadata.json").exists() else None
 CASES = METADATA["cases"] if METADATA else []
 WORST = {}  # (backend, case) -> (worst error, output name)
-
-
-def _backend_params():
-    out = []
-    for name in kernels.BACKENDS:
-        try:
-            kernels.get_ops(name)
-        except Exception as exc:  # ImportError, BackendError (no GPU), ...
-            reason = f"backend {name!r} is not available here: {type(exc).__name__}: {exc}"
-            out.append(pytest.param(name, marks=pytest.mark.skip(reason=reason[:300])))
-        else:
-            out.append(pytest.param(name))
-    return out
-
-
-BACKENDS = _backend_params()
 
 
 @lru_cache(maxsize=4)
@@ -106,13 +86,12 @@ def test_golden_metadata_present():
     assert classes == set(heads.MODEL_CLASSES), f"classes without a golden: {set(heads.MODEL_CLASSES) - classes}"
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_matches_reference(case, backend):
+def test_matches_reference(case, kernel_backend):
     data = np.load(GOLDEN_DIR / f"{case['name']}.npz")
     config = DistilBertConfig.from_dict(case["config"])
     cls = heads.MODEL_CLASSES[case["cls"]]
-    model = cls(config, case_params(case, config), backend=backend)
+    model = cls(config, case_params(case, config), backend=kernel_backend)
 
     kwargs = {k[3:]: data[k] for k in data.files if k.startswith("in.")}
     kwargs.update(case["flags"])
@@ -134,9 +113,9 @@ def test_matches_reference(case, backend):
     assert set(out.keys()) == expected_fields, f"fields {sorted(out.keys())}, reference {sorted(expected_fields)}"
 
     worst_key = max(errors, key=errors.get)
-    WORST[(backend, case["name"])] = (errors[worst_key], worst_key)
+    WORST[(kernel_backend, case["name"])] = (errors[worst_key], worst_key)
     bad = {k: v for k, v in errors.items() if not v <= TOLERANCE}
     assert not bad, (
-        f"{case['name']} on {backend}: worst abs error {errors[worst_key]:.3e} in {worst_key} "
+        f"{case['name']} on {kernel_backend}: worst abs error {errors[worst_key]:.3e} in {worst_key} "
         f"(tolerance {TOLERANCE:g}); over tolerance: " + ", ".join(f"{k} {v:.3e}" for k, v in sorted(bad.items()))
     )

@@ -70,14 +70,14 @@ def test_outputs_are_finite(case):
 def test_padding_invariance(case):
     model, (ids, mask) = case
     # DistilBERT's heads read position 0 ([CLS]); right padding keeps it real when the row has a token.
-    checks.assert_padding_invariant(checks.model_callable(model), ids, mask, atol=1e-5, rtol=1e-4)
+    checks.assert_padding_invariant(checks.model_callable(model), ids, mask, atol=1e-5, rtol=0)
 
 
 @SETTINGS
 @given(model_and_batch())
 def test_batch_invariance(case):
     model, (ids, mask) = case
-    checks.assert_batch_invariant(checks.model_callable(model), ids, mask, atol=1e-5, rtol=1e-4, positions="all")
+    checks.assert_batch_invariant(checks.model_callable(model), ids, mask, atol=1e-5, rtol=0, positions="all")
 
 
 @SETTINGS

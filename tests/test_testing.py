@@ -12,9 +12,10 @@ hypothesis = pytest.importorskip("hypothesis", reason="minidistil.testing's stra
 from hypothesis import HealthCheck, Phase, find, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from minidistil import DistilBertConfig  # noqa: E402
+from minidistil import DistilBertConfig, TokenizerError  # noqa: E402
 from minidistil.testing import checks, strategies  # noqa: E402
 from minidistil.testing.checks import InvariantViolation  # noqa: E402
+from minidistil.tokenizer import DistilBertTokenizerFast  # noqa: E402
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -176,7 +177,7 @@ def test_reference_check_catches_an_offset_of_1e_3(model, checkpoint):
     assert error.property == "agreement with the reference"
     assert error.max_diff == pytest.approx(1e-3, rel=1e-3)
     assert error.actual - error.expected == pytest.approx(1e-3, rel=1e-2)
-    assert "largest difference 0.001" in str(error) and "(atol=0.0001, rtol=0.0001)" in str(error)
+    assert "largest difference 0.001" in str(error) and "(atol=0.0001)" in str(error)  # rtol 0: not shown
     # every checked value is off, and padded positions are not among the compared ones
     assert f"{int(mask.sum()) * 12} of {int(mask.sum()) * 12} compared values" in str(error)
 
@@ -206,8 +207,7 @@ def test_misuse_is_a_value_error_not_a_violation(model):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    tokenizer_module = pytest.importorskip("minidistil.tokenizer")
-    return tokenizer_module.DistilBertTokenizerFast(vocab_file=str(VOCAB))
+    return DistilBertTokenizerFast(vocab_file=str(VOCAB))
 
 
 class StripsAccents:
@@ -427,16 +427,22 @@ def test_encodings_draw_consistent_options(case):
 
 
 def test_encodings_run_on_the_tokenizer(tokenizer):
+    outcomes = []
+
     @INNER
     @given(strategies.encodings(tokenizer))
     def inner(case):
         try:
             encoding = case(tokenizer)
-        except ValueError:  # e.g. only_second truncation of a pair whose second text is too short
+        except TokenizerError:  # e.g. only_second truncation of a pair whose second text is too short
+            outcomes.append(False)
             return
         assert "input_ids" in encoding
+        outcomes.append(True)
 
     inner()
+    # Refusals are legitimate for some option mixes, but a strategy that mostly draws them tests nothing.
+    assert sum(outcomes) >= 0.75 * len(outcomes), f"only {sum(outcomes)} of {len(outcomes)} drawn encodings encoded"
 
 
 def test_checks_need_no_hypothesis():

@@ -1,6 +1,7 @@
 """Micro-benchmarks behind the choices in kernels/cpu.py (the model-level table is tools/bench.py).
 
-    python tools/bench_kernels.py spin        # OpenMP spin-wait vs the next BLAS call, per threading setup
+    python tools/bench_kernels.py spin        # OpenMP spin-wait vs the next BLAS call, per threading setup,
+                                              # and OpenBLAS's spin-wait vs the next Numba kernel
     python tools/bench_kernels.py small-m     # small-batch matmul kernel vs OpenBLAS, by number of rows
     python tools/bench_kernels.py ops         # each op, numba vs the NumPy reference, batch 32 x 128 and 1 x 128
     python tools/bench_kernels.py all
@@ -77,6 +78,36 @@ print(f"layer={numba.threading_layer()}: " + "; ".join(rows))
 """
 
 
+BLAS_SPIN_CHILD = r"""
+import sys, time, statistics
+import numpy as np
+from kernels import cpu  # as shipped: sets OPENBLAS_THREAD_TIMEOUT=4 unless the environment has one
+
+ops = cpu.NumbaOps(threads=int(sys.argv[1]))
+rng = np.random.default_rng(0)
+x = rng.standard_normal((128, 768), dtype=np.float32)
+w = rng.standard_normal((3072, 768), dtype=np.float32)
+w2 = rng.standard_normal((768, 3072), dtype=np.float32)
+y, z = np.empty((128, 3072), np.float32), np.empty((128, 768), np.float32)
+b, b2 = np.zeros(3072, np.float32), np.zeros(768, np.float32)
+ops._parallel(w.size)
+
+
+def timed(fn, n=40):
+    fn()
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
+    return statistics.median(ts) * 1e3
+
+
+gemm = timed(lambda: np.matmul(x, w.T, out=y))
+kernel = timed(lambda: cpu._matmul_small(y, w2, b2, z))
+both = timed(lambda: (np.matmul(x, w.T, out=y), cpu._matmul_small(y, w2, b2, z)))
+print(f"GEMM {gemm:.2f} ms + small-M kernel {kernel:.2f} ms = {gemm + kernel:.2f}; one after the other {both:.2f} ms")
+"""
+
+
 def spin(threads):
     print(f"## OpenMP spin-wait vs BLAS ({threads} threads): GEMM (M x 768) @ (768 x 3072), then a trivial "
           "Numba parallel kernel, repeated; medians")
@@ -89,6 +120,16 @@ def spin(threads):
         env = {k: v for k, v in os.environ.items() if k not in drop}
         env.update(extra)
         res = subprocess.run([sys.executable, "-c", SPIN_CHILD, str(threads)], env=env, cwd=ROOT,
+                             capture_output=True, text=True)
+        print(f"- {label}: {res.stdout.strip() or res.stderr.strip().splitlines()[-1]}")
+    print(f"## OpenBLAS spin-wait vs the next Numba kernel ({threads} threads): GEMM (128 x 768) @ (768 x 3072), "
+          "then the small-batch matmul kernel (128 x 3072) @ (3072 x 768)")
+    for label, timeout in (("OpenBLAS default (OPENBLAS_THREAD_TIMEOUT=28: spins ~0.1 s)", "28"),
+                           ("as kernels/cpu.py sets it (OPENBLAS_THREAD_TIMEOUT=4)", None)):
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+        if timeout:
+            env["OPENBLAS_THREAD_TIMEOUT"] = timeout
+        res = subprocess.run([sys.executable, "-c", BLAS_SPIN_CHILD, str(threads)], env=env, cwd=ROOT,
                              capture_output=True, text=True)
         print(f"- {label}: {res.stdout.strip() or res.stderr.strip().splitlines()[-1]}")
 

@@ -7,9 +7,10 @@ Dev environment only (needs torch, transformers, safetensors):
 The default test suite reads these files with minidistil's own readers (no
 torch), so they pin down what torch.save / save_pretrained actually write.
 Everything is seeded; the files are a few KB each. METADATA.json records the
-command and the library versions.
+command, the date (UTC) and the library versions.
 """
 
+import datetime
 import json
 import shutil
 import sys
@@ -128,11 +129,14 @@ def main():
 
     meta = {
         "command": ".venv-ref/bin/python tools/make_checkpoint_fixtures.py",
+        "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
         "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "safetensors": safetensors.__version__,
-        "numpy": np.__version__,
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "safetensors": safetensors.__version__,
+            "numpy": np.__version__,
+        },
         "files": files,
     }
     (OUT / "METADATA.json").write_text(json.dumps(meta, indent=2) + "\n")

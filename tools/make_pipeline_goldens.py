@@ -12,6 +12,7 @@ sentence-transformers. Each task's file lists cases {model, call, output}; `call
 holds the pipeline's positional inputs and keyword options, exactly as passed.
 """
 
+import datetime
 import json
 import math
 import platform
@@ -225,6 +226,7 @@ def main():
         print(f"wrote {path.relative_to(ROOT)}: {len(task_cases)} cases")
     meta = {
         "command": shlex.join(["python", "tools/make_pipeline_goldens.py"] + sys.argv[1:]),
+        "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
         "python": platform.python_version(),
         "versions": {
             "transformers": transformers.__version__,

@@ -1,14 +1,18 @@
 #!/usr/bin/env python
-"""Write the tokenizer golden sample: reference fast-tokenizer encodings of a varied sample of texts.
+"""Write the tokenizer goldens: reference fast-tokenizer encodings of a varied sample of texts, and interface calls.
 
 The sample draws from ../shared/data/tokenizer_corpus.jsonl (UDHR lines in every language variant,
 naughty strings, emoji, Unicode normalisation sequences) plus a few hand-picked edge cases, and runs
 each through one of the comparison modes of tools/compare_tokenizer.py (single texts and pairs,
 uncased and cased, every truncation strategy with and without stride, padding), encoded by the
-reference (transformers' DistilBertTokenizerFast). Texts are cut to 300 characters to keep the files
-small. Writes tests/golden/tokenizer/encodings.jsonl (one case per line), decode.jsonl and meta.json.
+reference (transformers' DistilBertTokenizerFast). Texts are cut to MAX_CHARS (200) characters to
+keep the files small. INTERFACE_CALLS, the calls that tests/test_tokenizer.py replays (special tokens,
+offsets, overflow windows, padding, decoding, ...), are made on the same reference.
 
-Usage (dev environment):  python tools/make_tokenizer_golden.py [--per-language 2] [--seed 0]
+Writes tests/golden/tokenizer/encodings.jsonl.gz (one case per line), decode.jsonl.gz, calls.json
+and meta.json.
+
+Usage (reference environment):  .venv-ref/bin/python tools/make_tokenizer_golden.py [--per-language 2] [--seed 0]
 """
 
 from __future__ import annotations
@@ -47,6 +51,92 @@ EDGE_CASES = [
     "\u0890\u0891\u08e2 \U000110cd \U00013430 \u07fd\u0898 \u061d\u09fd\u2e43",
     "\ue000\U000f0000\U00100000 \u0378\U0001fffe",
 ]
+
+
+# What tests/test_tokenizer.py asks of the tokenizer's interface, answered by the reference. Each call
+# names the tokenizer's keywords ("init"), attributes set just before the call ("attributes"), and either
+# a method with its arguments ("method", "args", "kwargs") or attributes to read ("get").
+INTERFACE_CALLS = [
+    {"name": "vocabulary-and-special-tokens",
+     "get": ["vocab_size", "pad_token_id", "unk_token_id", "cls_token_id", "sep_token_id", "mask_token_id",
+             "all_special_tokens", "model_input_names"]},
+    {"name": "length", "method": "__len__"},
+    {"name": "tokens-to-ids", "method": "convert_tokens_to_ids", "args": [["hello", "##s", "not-a-token"]]},
+    {"name": "ids-to-tokens-skipping-specials", "method": "convert_ids_to_tokens", "args": [[101, 7592, 102]],
+     "kwargs": {"skip_special_tokens": True}},
+    # Written in the text, special-token strings are those tokens, yet special_tokens_mask marks only
+    # the ones the tokenizer added; "[mask]" in lower case is ordinary text.
+    {"name": "special-token-strings-in-the-text", "args": ["a [MASK] b[SEP]c [UNK] [mask]"],
+     "kwargs": {"return_offsets_mapping": True, "return_special_tokens_mask": True}},
+    {"name": "split-special-tokens-makes-them-ordinary-text", "args": ["a [MASK]"],
+     "kwargs": {"split_special_tokens": True}},
+    # Lowercasing and NFD change lengths ("İ" -> "i" + U+0307, "ﬁ" -> "fi"): offsets still point into the input.
+    {"name": "offsets-when-normalisation-changes-lengths", "args": ["ΟΔΟΣ İstanbul Ⅻ ǅ ﬁ"],
+     "kwargs": {"return_offsets_mapping": True}},
+    {"name": "cased-keeps-the-dotted-capital-i", "init": {"do_lower_case": False}, "method": "tokenize",
+     "args": ["İstanbul"]},
+    {"name": "uncased-keeping-accents-offsets", "init": {"strip_accents": False}, "args": ["xİy"],
+     "kwargs": {"return_offsets_mapping": True}},
+    {"name": "cjk-characters-are-words", "method": "tokenize", "args": ["中文字"]},
+    {"name": "a-word-over-100-characters-is-one-unk", "method": "tokenize", "args": ["x" * 101]},
+    {"name": "a-word-of-100-characters-is-split", "method": "tokenize", "args": ["x" * 100]},
+    {"name": "pair-with-token-type-ids", "args": ["hello world", "foo bar baz"], "kwargs": {"return_token_type_ids": True}},
+    {"name": "single-text-default-fields", "args": ["hello"]},
+    {"name": "overflow-windows-of-a-pair", "args": ["one two three four five six", "a b c d e f g"],
+     "kwargs": {"truncation": True, "max_length": 9, "stride": 1, "return_overflowing_tokens": True}},
+    {"name": "left-truncation-with-stride", "attributes": {"truncation_side": "left"}, "args": ["one two three four five"],
+     "kwargs": {"truncation": True, "max_length": 5, "stride": 1, "return_overflowing_tokens": True}},
+    {"name": "max-length-that-only-fits-the-special-tokens", "args": ["one two three"],
+     "kwargs": {"truncation": True, "max_length": 2, "return_overflowing_tokens": True}},
+    {"name": "padding-longest", "args": [["one two three", "x"]], "kwargs": {"padding": True}},
+    {"name": "padding-left-to-a-multiple", "args": [["one two three", "x"]],
+     "kwargs": {"padding": True, "pad_to_multiple_of": 4, "padding_side": "left"}},
+    {"name": "padding-to-max-length-with-offsets", "args": ["one"],
+     "kwargs": {"padding": "max_length", "max_length": 6, "return_offsets_mapping": True}},
+    # The largest stride that max_length leaves room for (max_length minus the two special tokens).
+    {"name": "largest-stride-that-fits", "args": ["a"], "kwargs": {"truncation": True, "max_length": 5, "stride": 3}},
+    {"name": "max-length-alone-truncates", "args": ["one two three"], "kwargs": {"max_length": 4}},
+    {"name": "an-empty-second-text-is-no-pair", "args": ["a", ""]},
+    {"name": "an-empty-second-text-in-a-batch-of-pairs", "args": [[["a", ""]]]},
+    {"name": "pretokenized-input", "args": [["Hello", "world!"]],
+     "kwargs": {"is_split_into_words": True, "return_offsets_mapping": True}},
+    {"name": "encode", "method": "encode", "args": ["Hello, world! don't [MASK] i'm"]},
+    {"name": "decode", "method": "decode", "args": [[101, 7592, 1010, 2088, 999, 2123, 1005, 1056, 103, 1045, 1005, 1049, 102]]},
+    {"name": "decode-skipping-specials", "method": "decode",
+     "args": [[101, 7592, 1010, 2088, 999, 2123, 1005, 1056, 103, 1045, 1005, 1049, 102]],
+     "kwargs": {"skip_special_tokens": True}},
+    {"name": "decode-without-cleanup", "method": "decode",
+     "args": [[101, 7592, 1010, 2088, 999, 2123, 1005, 1056, 103, 1045, 1005, 1049, 102]],
+     "kwargs": {"clean_up_tokenization_spaces": False}},
+    {"name": "batch-decode", "method": "batch_decode", "args": [[[101, 7592, 1010], [101, 7592, 1010]]],
+     "kwargs": {"skip_special_tokens": True}},
+    {"name": "decode-skips-ids-outside-the-vocabulary", "method": "decode", "args": [[7592, 999999]]},
+    {"name": "wordpiece-takes-the-longest-match-first", "method": "tokenize", "args": ["unaffable"]},
+    {"name": "tokens-to-string", "method": "convert_tokens_to_string", "args": [["una", "##ff", "##able", "!"]]},
+]
+
+
+def interface_result(tokenizer, call):
+    """What `call` (an INTERFACE_CALLS entry) gives on `tokenizer`, as plain JSON values.
+
+    An encoding becomes its fields plus word_ids and sequence_ids of each row.
+    """
+    if "get" in call:
+        return {name: getattr(tokenizer, name) for name in call["get"]}
+    saved = {name: getattr(tokenizer, name) for name in call.get("attributes", {})}
+    for name, value in call.get("attributes", {}).items():
+        setattr(tokenizer, name, value)
+    try:
+        result = getattr(tokenizer, call.get("method", "__call__"))(*call.get("args", []), **call.get("kwargs", {}))
+    finally:
+        for name, value in saved.items():
+            setattr(tokenizer, name, value)
+    if not hasattr(result, "word_ids"):
+        return json.loads(json.dumps(result))
+    fields = {key: json.loads(json.dumps(ct._plain(value))) for key, value in result.items()}
+    rows = len(fields["input_ids"]) if fields["input_ids"] and isinstance(fields["input_ids"][0], list) else 1
+    return {"fields": fields, "word_ids": [result.word_ids(r) for r in range(rows)],
+            "sequence_ids": [result.sequence_ids(r) for r in range(rows)]}
 
 
 def _gz_text(path):
@@ -129,13 +219,18 @@ def main(argv=None):
                     want = ref.decode(ids, skip_special_tokens=skip, clean_up_tokenization_spaces=cleanup)
                     f.write(json.dumps({"ids": ids, "skip_special_tokens": skip, "clean_up_tokenization_spaces": cleanup,
                                         "expected": want}, ensure_ascii=False, separators=(",", ":")) + "\n")
+    calls = []
+    for call in INTERFACE_CALLS:
+        reference = transformers.DistilBertTokenizerFast(vocab_file=str(ct.VOCAB), **call.get("init", {}))
+        calls.append({**call, "expected": interface_result(reference, call)})
+    (OUT / "calls.json").write_text(json.dumps({"calls": calls}, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     meta = {
-        "written_by": " ".join(["python tools/make_tokenizer_golden.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python tools/make_tokenizer_golden.py", *(argv if argv is not None else sys.argv[1:])]),
         "reference": "transformers DistilBertTokenizerFast(vocab_file=tests/data/bert-base-uncased-vocab.txt, do_lower_case=...)",
         "transformers": transformers.__version__,
         "tokenizers": tokenizers.__version__,
         "python": sys.version.split()[0],
-        "date": datetime.date.today().isoformat(),
+        "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
         "texts": len(texts),
         "encodings": n,
         "modes": modes,

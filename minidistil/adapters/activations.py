@@ -10,6 +10,8 @@ which also work on CuPy arrays.
 
 import numpy as np
 
+from kernels.reference import gelu_new
+
 from .errors import AdapterError
 
 KERNEL_ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu", "swish")
@@ -21,12 +23,6 @@ def _f32(x, like):
 
 def _sigmoid(x):
     return _f32(1.0 / (1.0 + np.exp(-x)), x)
-
-
-def _tanh_gelu(x):
-    # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): gelu_new, gelu_pytorch_tanh, gelu_python_tanh
-    inner = np.float32(np.sqrt(2.0 / np.pi)) * (x + np.float32(0.044715) * x * x * x)
-    return _f32(np.float32(0.5) * x * (np.float32(1.0) + np.tanh(inner)), x)
 
 
 def _gelu_fast(x):
@@ -54,8 +50,9 @@ EXTRA_ACTIVATIONS = {
     "linear": lambda x: x,
     "relu6": lambda x: np.clip(x, np.float32(0.0), np.float32(6.0)),
     "relu2": lambda x: np.square(np.maximum(x, np.float32(0.0))),
-    "gelu_pytorch_tanh": _tanh_gelu,
-    "gelu_python_tanh": _tanh_gelu,
+    # transformers' names for the tanh approximation that the kernels call gelu_new
+    "gelu_pytorch_tanh": gelu_new,
+    "gelu_python_tanh": gelu_new,
     "gelu_fast": _gelu_fast,
     "quick_gelu": _quick_gelu,
     "mish": _mish,

@@ -58,10 +58,6 @@ class Stack(AdapterCompositionBlock):
 class Parallel(AdapterCompositionBlock):
     """The same input through several adapters (or Stacks) side by side; one output per child."""
 
-    @property
-    def parallel_channels(self):
-        return len(self.children)
-
 
 def _child(child):
     if isinstance(child, (str, AdapterCompositionBlock)):

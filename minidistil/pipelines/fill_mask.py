@@ -56,7 +56,12 @@ class FillMaskPipeline(Pipeline):
         target_ids = None if opts.get("targets") is None else self.target_ids(opts["targets"])
         if target_ids is not None:
             top_k = min(top_k, len(target_ids))
-        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        if isinstance(inputs, str):
+            texts = [inputs]
+        elif isinstance(inputs, (list, tuple)):
+            texts = list(inputs)
+        else:  # not list(inputs): that would split bytes into ints and a dict into its keys
+            raise PipelineInputError(f"fill-mask inputs must be a text or a list of texts, got {type(inputs).__name__}")
         if not texts:
             raise PipelineInputError("fill-mask needs at least one text")
         mask_id = self.tokenizer.mask_token_id

@@ -29,6 +29,17 @@ def split_tag(label):
     return "I", label
 
 
+def check_ignore_labels(ignore):
+    """The labels to leave out, as a list: ["O"] for None, [label] for one label given as a string."""
+    if ignore is None:
+        return ["O"]
+    if isinstance(ignore, str):
+        return [ignore]  # not list(ignore), which would ignore the string's characters
+    if not isinstance(ignore, (list, tuple, set, frozenset)) or not all(isinstance(x, str) for x in ignore):
+        raise PipelineInputError(f"ignore_labels must be a label or a list of labels (strings), got {ignore!r}")
+    return list(ignore)
+
+
 class TokenClassificationPipeline(Pipeline):
     task = "token-classification"
     model_class = "DistilBertForTokenClassification"
@@ -43,8 +54,7 @@ class TokenClassificationPipeline(Pipeline):
         if unknown:
             raise PipelineInputError(f"token-classification got unknown option(s): {', '.join(sorted(unknown))}")
         strategy = check_aggregation(opts.get("aggregation_strategy"))
-        ignore = opts.get("ignore_labels")
-        ignore = ["O"] if ignore is None else list(ignore)
+        ignore = check_ignore_labels(opts.get("ignore_labels"))
         stride = opts.get("stride")
         if stride is not None:
             if isinstance(stride, bool) or not isinstance(stride, int) or stride < 0:
