@@ -207,6 +207,10 @@ class CupyOps:
                          scores, mask, np.int32(rows), np.int32(keys), np.int32(heads * queries))
         return scores
 
+    def attention(self, q, k, v, key_mask, scale):
+        """attention_context(attention_probs(...), v): the probabilities are a temporary here."""
+        return self.attention_context(self.attention_probs(q, k, key_mask, scale), v)
+
     def attention_context(self, probs, v):
         """probs [B, H, S, T] @ v [B, H, T, D] -> [B, H, S, D]."""
         probs, v = self._f32(probs), self._f32(v)

@@ -160,11 +160,13 @@ def _add_norm(params, ops, prefix, name, hidden, residual, layer, hooks):
     return hook(layer, name, hidden, residual, norm)  # (B, S, D)
 
 
-def attention(params, ops, prefix, x, key_mask, n_heads, head_mask=None, layer=0, hooks=None):
-    """Multi-head self-attention. Returns (output (B, S, D), probabilities (B, H, S, S)).
+def attention(params, ops, prefix, x, key_mask, n_heads, head_mask=None, layer=0, hooks=None, keep_probs=True):
+    """Multi-head self-attention. Returns (output (B, S, D), probabilities (B, H, S, S) or None).
 
     key_mask: (B, S), 1 = attend, 0 = padding. head_mask: (H,) multiplies the
     probabilities; the returned probabilities are taken after that multiply.
+    keep_probs=False (and no head_mask) lets the backend fuse the whole step
+    and never store the probabilities: at batch 32 x 128 they are 25 MB a layer.
     """
     batch, seq_len, dim = x.shape
     head_dim = dim // n_heads
@@ -176,10 +178,16 @@ def attention(params, ops, prefix, x, key_mask, n_heads, head_mask=None, layer=0
     q = split_heads(_project(params, ops, p, "q_lin", x, layer, hooks))  # (B, H, S, Dh)
     k = split_heads(_project(params, ops, p, "k_lin", x, layer, hooks))  # (B, H, S, Dh)
     v = split_heads(_project(params, ops, p, "v_lin", x, layer, hooks))  # (B, H, S, Dh)
-    probs = ops.attention_probs(q, k, key_mask, 1.0 / math.sqrt(head_dim))  # (B, H, S, S)
-    if head_mask is not None:
-        probs = probs * head_mask[None, :, None, None]  # (B, H, S, S) * (1, H, 1, 1)
-    context = ops.attention_context(probs, v)  # (B, H, S, Dh)
+    scale = 1.0 / math.sqrt(head_dim)
+    if keep_probs or head_mask is not None:
+        probs = ops.attention_probs(q, k, key_mask, scale)  # (B, H, S, S)
+        if head_mask is not None:
+            probs = probs * head_mask[None, :, None, None]  # (B, H, S, S) * (1, H, 1, 1)
+        context = ops.attention_context(probs, v)  # (B, H, S, Dh)
+    else:
+        probs = None
+        context = ops.attention(q, k, v, key_mask, scale)  # (B, H, S, Dh)
+    del q, k, v  # their buffers can be reused by the next linears
     context = context.transpose(0, 2, 1, 3).reshape(batch, seq_len, dim)  # (B, S, D)
     out = _project(params, ops, p, "out_lin", context, layer, hooks)  # (B, S, D)
     return out, probs
@@ -192,10 +200,12 @@ def ffn(params, ops, prefix, x, activation, layer=0, hooks=None):
     return _project(params, ops, p, "lin2", h, layer, hooks)  # (B, S, D)
 
 
-def block(params, ops, config, layer, x, key_mask, head_mask=None, hooks=None):
-    """One post-LN transformer layer. Returns (output (B, S, D), attention probabilities (B, H, S, S))."""
+def block(params, ops, config, layer, x, key_mask, head_mask=None, hooks=None, keep_probs=True):
+    """One post-LN transformer layer. Returns (output (B, S, D), attention probabilities (B, H, S, S) or None)."""
     prefix = f"transformer.layer.{layer}."
-    attn, probs = attention(params, ops, prefix, x, key_mask, config.n_heads, head_mask, layer, hooks)  # (B, S, D)
+    attn, probs = attention(
+        params, ops, prefix, x, key_mask, config.n_heads, head_mask, layer, hooks, keep_probs
+    )  # (B, S, D)
     h = _add_norm(params, ops, prefix, "sa_layer_norm", attn, x, layer, hooks)  # LN(attn + x): (B, S, D)
     f = ffn(params, ops, prefix, h, config.activation, layer, hooks)  # (B, S, D)
     out = _add_norm(params, ops, prefix, "output_layer_norm", f, h, layer, hooks)  # LN(f + h): (B, S, D)
@@ -230,7 +240,7 @@ def encoder(
     attentions = [] if output_attentions else None
     for layer in range(config.n_layers):
         layer_mask = None if masks is None else masks[layer]  # (H,)
-        x, probs = block(params, ops, config, layer, x, key_mask, layer_mask, hooks)  # (B, S, D)
+        x, probs = block(params, ops, config, layer, x, key_mask, layer_mask, hooks, output_attentions)  # (B, S, D)
         if output_hidden_states:
             hidden_states.append(x)
         if output_attentions:
