@@ -50,7 +50,9 @@ def relu(x):
 
 def silu(x):
     """x * sigmoid(x), also called swish."""
-    return (x / (np.float32(1.0) + np.exp(-x))).astype(np.float32)
+    # For x < -88, exp(-x) overflows to inf and x / inf = -0: the right limit, so the warning is noise.
+    with np.errstate(over="ignore"):
+        return (x / (np.float32(1.0) + np.exp(-x))).astype(np.float32)
 
 
 ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_new, "relu": relu, "silu": silu, "swish": silu}
