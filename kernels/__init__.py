@@ -10,7 +10,9 @@ Every hot operation of the model goes through an `Ops` object:
 compute the same thing faster. This package knows nothing of minidistil.
 """
 
+import importlib.util
 import os
+import warnings
 
 BACKEND_ENV = "MINIDISTIL_BACKEND"
 THREADS_ENV = "MINIDISTIL_THREADS"
@@ -50,10 +52,12 @@ def get_ops(backend=None, threads=None):
         raise TypeError(f"backend must be a string, got {type(backend).__name__}")
     backend = backend.lower()
     if backend == "auto":
-        try:
-            return get_ops("numba", threads)
-        except ImportError:
-            return get_ops("numpy", threads)
+        # Only a missing numba means "fall back": an error inside the numba backend must surface.
+        if importlib.util.find_spec("numba") is None:
+            warnings.warn("numba is not installed: using the (slower) numpy backend", RuntimeWarning, stacklevel=2)
+            backend = "numpy"
+        else:
+            backend = "numba"
     if backend == "numpy":
         from .reference import NumpyOps
 

@@ -139,6 +139,7 @@ def test_auto_falls_back_to_numpy_without_numba():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "numpy"
+    assert "numba is not installed" in out.stderr
 
 
 def test_unknown_backend_is_an_error():
