@@ -74,7 +74,7 @@ class DistilBertPreTrainedModel:
             params = random_params(config, seed, self.head)
         self.params = self._checked_params(config, checkpoint.normalise_keys(params, source="params"))
         self.ops = _get_ops(backend, threads)
-        self._prepared = self.ops.prepare(self._runtime_params())
+        self._prepared = self.ops.prepare(self.params)
 
     # ------------------------------------------------------------- parameters
     @classmethod
@@ -101,10 +101,6 @@ class DistilBertPreTrainedModel:
                 raise CheckpointError(f"{source}: tensor {name} has dtype {array.dtype}, expected floating point")
             out[name] = array if array.dtype == np.float32 else array.astype(np.float32)
         return out
-
-    def _runtime_params(self):
-        """The parameters the forward pass reads (before ops.prepare)."""
-        return dict(self.params)
 
     def state_dict(self):
         """{name: float32 array} with the names this class saves under (transformers' layout)."""
@@ -231,9 +227,6 @@ class DistilBertPreTrainedModel:
 
 class DistilBertModel(DistilBertPreTrainedModel):
     """The bare encoder: last_hidden_state (batch, seq, dim)."""
-
-    head = None
-    output_class = BaseModelOutput
 
     def forward(self, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None,
                 output_attentions=False, output_hidden_states=False, hooks=None, return_numpy=None):

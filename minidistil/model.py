@@ -165,8 +165,9 @@ def attention(params, ops, prefix, x, key_mask, n_heads, head_mask=None, layer=0
 
     key_mask: (B, S), 1 = attend, 0 = padding. head_mask: (H,) multiplies the
     probabilities; the returned probabilities are taken after that multiply.
-    keep_probs=False (and no head_mask) lets the backend fuse the whole step
-    and never store the probabilities: at batch 32 x 128 they are 25 MB a layer.
+    keep_probs=False lets the backend fuse the whole step and never store the
+    probabilities (at batch 32 x 128 they are 25 MB a layer); a head_mask then
+    scales each head's context, which equals scaling its probabilities.
     """
     batch, seq_len, dim = x.shape
     head_dim = dim // n_heads
@@ -179,7 +180,7 @@ def attention(params, ops, prefix, x, key_mask, n_heads, head_mask=None, layer=0
     k = split_heads(_project(params, ops, p, "k_lin", x, layer, hooks))  # (B, H, S, Dh)
     v = split_heads(_project(params, ops, p, "v_lin", x, layer, hooks))  # (B, H, S, Dh)
     scale = 1.0 / math.sqrt(head_dim)
-    if keep_probs or head_mask is not None:
+    if keep_probs:
         probs = ops.attention_probs(q, k, key_mask, scale)  # (B, H, S, S)
         if head_mask is not None:
             probs = probs * head_mask[None, :, None, None]  # (B, H, S, S) * (1, H, 1, 1)
@@ -187,6 +188,8 @@ def attention(params, ops, prefix, x, key_mask, n_heads, head_mask=None, layer=0
     else:
         probs = None
         context = ops.attention(q, k, v, key_mask, scale)  # (B, H, S, Dh)
+        if head_mask is not None:
+            context = context * head_mask[None, :, None, None]  # (B, H, S, Dh) * (1, H, 1, 1)
     del q, k, v  # their buffers can be reused by the next linears
     context = context.transpose(0, 2, 1, 3).reshape(batch, seq_len, dim)  # (B, S, D)
     out = _project(params, ops, p, "out_lin", context, layer, hooks)  # (B, S, D)

@@ -99,9 +99,7 @@ class DistilBertModelWithHeads:
         self.config = base.config
         self.params = base.params  # host float32 arrays, bare names
         self.ops = base.ops
-        self._prepared = getattr(base, "_prepared", None)
-        if self._prepared is None:
-            self._prepared = self.ops.prepare(dict(self.params))
+        self._prepared = base._prepared  # the backend's copy of the weights, made once by the base model
         self.adapters = {}  # name -> LoadedAdapter
         self.heads = {}  # name -> FlexHead
         self._active_setup = None
