@@ -469,8 +469,14 @@ def _f32(x):
 
 
 def _attend(key_mask):
-    """The key mask as contiguous uint8, 1 = attend (any nonzero value attends, as in the reference)."""
-    return np.ascontiguousarray(np.asarray(key_mask) != 0).view(np.uint8)
+    """The key mask as contiguous uint8, 1 = attend (any nonzero value attends, as in the reference).
+
+    A contiguous bool mask (what the model passes) is reinterpreted without a copy.
+    """
+    mask = np.asarray(key_mask)
+    if mask.dtype != np.bool_:
+        mask = mask != 0
+    return np.ascontiguousarray(mask).view(np.uint8)
 
 
 def _rows(x):

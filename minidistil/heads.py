@@ -347,7 +347,7 @@ class DistilBertForMultipleChoice(DistilBertPreTrainedModel):
             batch, choices, seq_len = inputs_embeds.shape[:3]
             inputs_embeds = inputs_embeds.reshape(batch * choices, seq_len, inputs_embeds.shape[-1])  # (B·C, S, D)
         if attention_mask is not None:
-            attention_mask = np.asarray(attention_mask)
+            attention_mask = M.as_rectangular_array(attention_mask, "attention_mask")
             if attention_mask.shape != (batch, choices, seq_len):
                 raise ValueError(
                     f"attention_mask has shape {attention_mask.shape}, but the input has shape {(batch, choices, seq_len)}"

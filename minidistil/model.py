@@ -52,7 +52,7 @@ def as_rectangular_array(value, name):
 def check_inputs(config, input_ids=None, attention_mask=None, head_mask=None, inputs_embeds=None):
     """Validate and normalise the caller's inputs (host NumPy), or raise ValueError saying what is wrong.
 
-    Returns (input_ids int64 (B, S) or None, attention_mask int32 (B, S), head_mask float32
+    Returns (input_ids int64 (B, S) or None, attention_mask bool (B, S), head_mask float32
     (L, H) or None, inputs_embeds float32 (B, S, D) or None).
     """
     if (input_ids is None) == (inputs_embeds is None):
@@ -89,7 +89,7 @@ def check_inputs(config, input_ids=None, attention_mask=None, head_mask=None, in
         )
 
     if attention_mask is None:
-        attention_mask = np.ones(shape, dtype=np.int32)
+        attention_mask = np.ones(shape, dtype=np.bool_)
     else:
         attention_mask = as_rectangular_array(attention_mask, "attention_mask")
         if attention_mask.shape != tuple(shape):
@@ -100,7 +100,7 @@ def check_inputs(config, input_ids=None, attention_mask=None, head_mask=None, in
             raise ValueError(f"attention_mask must be 0/1 numbers or booleans, got dtype {attention_mask.dtype}")
         if not np.isin(attention_mask, (0, 1)).all():
             raise ValueError("attention_mask must contain only 0 (padding) and 1 (attend)")
-        attention_mask = attention_mask.astype(np.int32)
+        attention_mask = np.ascontiguousarray(attention_mask != 0)  # bool once, so no layer converts it again
 
     if head_mask is not None:
         head_mask = np.asarray(head_mask)

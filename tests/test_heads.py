@@ -227,6 +227,8 @@ def test_bad_inputs_of_the_heads():
         make(heads.DistilBertForSequenceClassification)(input_ids=IDS, labels=np.zeros((2, 2), np.float32))
     with pytest.raises(ValueError, match="rows of labels must have equal length; pad them"):
         make(heads.DistilBertForTokenClassification)(input_ids=IDS, labels=[[0] * 5, [0] * 4])
+    with pytest.raises(ValueError, match="rows of attention_mask must have equal length; pad them"):
+        make(heads.DistilBertForMultipleChoice)(input_ids=IDS[None], attention_mask=[[[1] * 5, [1] * 4]])
     with pytest.raises(ValueError, match="labels must be numbers .* config.label2id"):  # names, not class ids
         make(heads.DistilBertForSequenceClassification)(input_ids=IDS, labels=["POSITIVE", "NEGATIVE"])
     with pytest.raises(ValueError, match="labels must be numbers .* config.label2id"):
