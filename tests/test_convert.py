@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kernels import reference as ref
+from minidistil.kernels import reference as ref
 from minidistil import CheckpointError, ConfigError
 from minidistil.checkpoint import (
     bert_config_to_distilbert,

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import gpu_emulation as emu
-from kernels import get_ops, gpu, reference
+from minidistil.kernels import get_ops, gpu, reference
 
 REF = reference.NumpyOps()
 SOURCES = {name: (gpu.KERNEL_DIR / name).read_text(encoding="utf-8") for name in gpu.KERNEL_SOURCES}

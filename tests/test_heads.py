@@ -15,7 +15,7 @@ from minidistil.config import DistilBertConfig
 from minidistil.initialization import random_params, sinusoidal_position_embeddings
 from minidistil.outputs import MaskedLMOutput, ModelOutput
 from minidistil.safetensors_io import read_header, read_safetensors
-from kernels.reference import NumpyOps
+from minidistil.kernels.reference import NumpyOps
 
 CONFIG = DistilBertConfig(vocab_size=50, max_position_embeddings=16, n_layers=2, n_heads=2, dim=8, hidden_dim=12,
                           num_labels=3)

@@ -12,13 +12,13 @@ import sys
 import numpy as np
 import pytest
 
-import kernels
-from kernels import blas
-from kernels.reference import NumpyOps
+import minidistil.kernels as kernels
+from minidistil.kernels import blas
+from minidistil.kernels.reference import NumpyOps
 
 numba = pytest.importorskip("numba")
-from kernels import cpu, fastmath  # noqa: E402
-from kernels.cpu import NumbaOps  # noqa: E402
+from minidistil.kernels import cpu, fastmath  # noqa: E402
+from minidistil.kernels.cpu import NumbaOps  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLOAT32_NORMAL_MIN = float(np.finfo(np.float32).tiny)
@@ -135,7 +135,7 @@ def test_backend_from_environment(monkeypatch):
 def test_auto_falls_back_to_numpy_without_numba():
     code = (
         "import sys; sys.modules['numba'] = None\n"  # makes `import numba` raise ImportError
-        "import kernels; print(kernels.get_ops('auto').name)"
+        "from minidistil import kernels; print(kernels.get_ops('auto').name)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "numpy"
@@ -182,7 +182,7 @@ def test_openmp_threads_sleep_instead_of_spinning():
     """Importing the Numba backend asks OpenMP to sleep at once (see kernels/cpu.py), unless the user chose."""
     code = (
         "import os, numpy as np\n"
-        "from kernels.cpu import NumbaOps\n"
+        "from minidistil.kernels.cpu import NumbaOps\n"
         "NumbaOps().activation(np.ones((4, 4), np.float32), 'relu')\n"
         "import numba; print(os.environ['OMP_WAIT_POLICY'], numba.threading_layer())"
     )
@@ -200,7 +200,7 @@ def test_openblas_threads_sleep_instead_of_spinning():
     """Importing the Numba backend shortens OpenBLAS's idle spin (see kernels/blas.py), unless the user chose."""
     code = (
         "import ctypes, numpy as np\n"
-        "from kernels import blas, cpu\n"
+        "from minidistil.kernels import blas, cpu\n"
         "blas._lookup()\n"
         "if blas._lib is None: print('no-openblas'); raise SystemExit\n"
         "blas._lib.openblas_thread_timeout.restype = ctypes.c_uint\n"

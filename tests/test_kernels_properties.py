@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kernels.reference import ACTIVATIONS, NumpyOps
+from minidistil.kernels.reference import ACTIVATIONS, NumpyOps
 
 pytest.importorskip("numba")
-from kernels.cpu import NumbaOps  # noqa: E402
+from minidistil.kernels.cpu import NumbaOps  # noqa: E402
 
 EPS = float(np.finfo(np.float32).eps)  # 2**-23
 REF = NumpyOps()

@@ -103,7 +103,7 @@ def build_engines(args, config, state, smoke):
     else:
         import cupy
 
-        from kernels.gpu import CupyOps
+        from minidistil.kernels.gpu import CupyOps
 
         ours = DistilBertModel(config, state, backend="cupy")
         ours.ops.tf32 = args.tf32

@@ -43,7 +43,7 @@ import sys, time, statistics
 import numpy as np
 import numba
 from numba import njit, prange
-from kernels import blas
+from minidistil.kernels import blas
 
 threads = int(sys.argv[1])
 numba.set_num_threads(threads)
@@ -81,7 +81,7 @@ print(f"layer={numba.threading_layer()}: " + "; ".join(rows))
 BLAS_SPIN_CHILD = r"""
 import sys, time, statistics
 import numpy as np
-from kernels import cpu  # as shipped: sets OPENBLAS_THREAD_TIMEOUT=4 unless the environment has one
+from minidistil.kernels import cpu  # as shipped: sets OPENBLAS_THREAD_TIMEOUT=4 unless the environment has one
 
 ops = cpu.NumbaOps(threads=int(sys.argv[1]))
 rng = np.random.default_rng(0)
@@ -140,7 +140,7 @@ def spin(threads):
 def small_m(threads):
     import numpy as np
 
-    from kernels import cpu
+    from minidistil.kernels import cpu
 
     ops = cpu.NumbaOps(threads=threads)  # sets BLAS and Numba threads
     rng = np.random.default_rng(0)
@@ -179,8 +179,8 @@ def small_m(threads):
 def ops_table(threads):
     import numpy as np
 
-    from kernels.cpu import NumbaOps
-    from kernels.reference import NumpyOps
+    from minidistil.kernels.cpu import NumbaOps
+    from minidistil.kernels.reference import NumpyOps
 
     fast, ref = NumbaOps(threads=threads), NumpyOps(threads=threads)
     rng = np.random.default_rng(0)

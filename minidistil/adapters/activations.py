@@ -10,7 +10,7 @@ which also work on CuPy arrays.
 
 import numpy as np
 
-from kernels.reference import gelu_new
+from ..kernels.reference import gelu_new
 
 from .errors import AdapterError
 
