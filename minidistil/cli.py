@@ -331,7 +331,7 @@ def cmd_download(args):
 
 
 def cmd_convert(args):
-    from .checkpoint import convert
+    from .checkpoints import convert
     from .sources import resolve_model_dir
 
     config, dst = convert(resolve_model_dir(args.src), args.dst)

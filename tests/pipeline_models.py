@@ -2,7 +2,7 @@
 
 Nothing here is stored: `build_model_dir` regenerates a checkpoint directory
 (config.json, model.safetensors, vocab.txt, tokenizer_config.json) from its
-spec with minidistil.initialization.random_params. tools/make_pipeline_goldens.py
+spec with minidistil.modeling.initialization.random_params. tools/make_pipeline_goldens.py
 loads the same directories into the reference; tests/test_pipelines.py into minidistil.
 """
 
@@ -58,9 +58,9 @@ def build_model_dir(name, directory, vocab=VOCAB):
     """Write the checkpoint `name` of SPECS into `directory` and return it."""
     import shutil
 
-    from minidistil.checkpoint import save_checkpoint
-    from minidistil.config import DistilBertConfig
-    from minidistil.initialization import random_params
+    from minidistil.checkpoints.saving import save_checkpoint
+    from minidistil.modeling.config import DistilBertConfig
+    from minidistil.modeling.initialization import random_params
 
     spec = SPECS[name]
     directory = Path(directory)

@@ -10,8 +10,8 @@ import pytest
 import minidistil
 from minidistil import DistilBertModelWithHeads, Parallel, Stack
 from minidistil.adapters import AdapterError, MultiHeadOutput
-from minidistil.checkpoint import load_state_dict
-from minidistil.safetensors_io import write_safetensors
+from minidistil.checkpoints.loading import load_state_dict
+from minidistil.checkpoints.safetensors_io import write_safetensors
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "adapters"
 ADAPTERS = GOLDEN / "adapters"

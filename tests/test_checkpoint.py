@@ -11,20 +11,12 @@ import pytest
 import safetensors.numpy
 
 from minidistil import CheckpointError
-from minidistil.checkpoint import (
-    check_tensors,
-    expected_shapes,
-    find_weights,
-    head_tensor_names,
-    load_checkpoint,
-    load_state_dict,
-    normalise_keys,
-    save_checkpoint,
-    tie_vocab_projector,
-)
-from minidistil.config import DistilBertConfig
-from minidistil.safetensors_io import read_header, read_safetensors, write_safetensors
-from minidistil.torch_bin import read_torch_bin
+from minidistil.checkpoints.schema import bare_names, check_tensors, drop_tied_copy, expected_shapes, head_tensor_names
+from minidistil.checkpoints.loading import find_weights, load_checkpoint, load_state_dict
+from minidistil.checkpoints.saving import save_checkpoint
+from minidistil.modeling.config import DistilBertConfig
+from minidistil.checkpoints.safetensors_io import read_header, read_safetensors, write_safetensors
+from minidistil.checkpoints.torch_bin import read_torch_bin
 
 FIXTURES = Path(__file__).parent / "golden" / "checkpoint"
 TINY = DistilBertConfig(vocab_size=32, max_position_embeddings=16, n_layers=2, n_heads=2, dim=8, hidden_dim=12)
@@ -177,30 +169,29 @@ def test_prefix_is_stripped_and_projector_tied():
     assert "distilbert.embeddings.word_embeddings.weight" in raw and "vocab_projector.weight" not in raw
     config, state = load_checkpoint(FIXTURES / "tiny_mlm_safetensors")
     assert all(not k.startswith("distilbert.") for k in state)
-    # Tied: the very same array, no copy.
-    assert state["vocab_projector.weight"] is state["embeddings.word_embeddings.weight"]
+    # Tied: the projection is the word embedding matrix, not a tensor of its own.
+    assert "vocab_projector.weight" not in state and "vocab_projector.bias" in state
     assert is_memory_mapped(state["embeddings.word_embeddings.weight"])
 
 
-def test_tie_only_when_asked_for():
-    emb = np.zeros((4, 2), np.float32)
-    assert "vocab_projector.weight" not in tie_vocab_projector({"embeddings.word_embeddings.weight": emb}, TINY)
-    assert tie_vocab_projector({"embeddings.word_embeddings.weight": emb}, TINY, force=True)["vocab_projector.weight"] is emb
+def test_tied_copy_dropped_only_when_tied():
+    emb = np.zeros((32, 8), np.float32)
+    # transformers 4.57 ties after loading, so a differing stored projection is ignored: it is dropped
+    assert "vocab_projector.weight" not in drop_tied_copy({"vocab_projector.weight": emb + 1}, TINY, "ckpt")
     untied = TINY.replace(tie_word_embeddings=False)
-    state = {"embeddings.word_embeddings.weight": emb, "vocab_projector.bias": np.zeros(4, np.float32)}
-    assert "vocab_projector.weight" not in tie_vocab_projector(state, untied)
-    # transformers 4.57 ties after loading, so a differing stored projection is replaced by the embeddings
-    own = np.ones((4, 2), np.float32)
-    assert tie_vocab_projector({**state, "vocab_projector.weight": own}, TINY)["vocab_projector.weight"] is emb
-    assert tie_vocab_projector({**state, "vocab_projector.weight": own}, untied)["vocab_projector.weight"] is own
+    assert drop_tied_copy({"vocab_projector.weight": emb}, untied, "ckpt")["vocab_projector.weight"] is emb
+    with pytest.raises(CheckpointError, match=r"vocab_projector.weight: expected \(32, 8\), got \(4, 8\)"):
+        drop_tied_copy({"vocab_projector.weight": emb[:4]}, TINY, "ckpt")
+    assert "vocab_projector.weight" not in expected_shapes(TINY, "masked_lm")
+    assert "vocab_projector.weight" in expected_shapes(untied, "masked_lm")
 
 
-def test_normalise_keys_drops_buffers_and_rejects_duplicates():
+def test_bare_names_drops_buffers_and_rejects_duplicates():
     w = np.zeros(2, np.float32)
-    state = normalise_keys({"distilbert.embeddings.position_ids": np.arange(3), "distilbert.x": w, "vocab_projector.bias": w})
+    state = bare_names({"distilbert.embeddings.position_ids": np.arange(3), "distilbert.x": w, "vocab_projector.bias": w})
     assert set(state) == {"x", "vocab_projector.bias"}
     with pytest.raises(CheckpointError, match="'x' appears both with and without the 'distilbert.' prefix"):
-        normalise_keys({"distilbert.x": w, "x": w}, source="ckpt")
+        bare_names({"distilbert.x": w, "x": w}, source="ckpt")
 
 
 def test_sharded_index_errors(tmp_path):
@@ -262,7 +253,7 @@ def test_all_faults_are_listed_together():
 
 def test_head_tensors_of_a_task_checkpoint_can_be_ignored():
     _, state = load_checkpoint(FIXTURES / "tiny_mlm_safetensors")
-    with pytest.raises(CheckpointError, match="6 unexpected"):
+    with pytest.raises(CheckpointError, match="5 unexpected"):  # the MLM head; its tied projector is no tensor
         check_tensors(state, expected_shapes(TINY), source="ckpt")
     params = check_tensors(state, expected_shapes(TINY), source="ckpt", ignore=head_tensor_names())
     assert list(params) == list(expected_shapes(TINY))
@@ -301,8 +292,10 @@ def test_save_and_reload(tmp_path, prefix_encoder):
 def test_untied_projection_is_saved(tmp_path):
     config, state = load_checkpoint(FIXTURES / "tiny_mlm_safetensors")
     state = dict(state, **{"vocab_projector.weight": np.ones((32, 8), np.float32)})
-    save_checkpoint(tmp_path, config, state, prefix_encoder=True)
+    save_checkpoint(tmp_path, config.replace(tie_word_embeddings=False), state, prefix_encoder=True)
     assert "vocab_projector.weight" in read_header(tmp_path / "model.safetensors")[0]
+    save_checkpoint(tmp_path, config, state, prefix_encoder=True)  # tied: a copy is never written
+    assert "vocab_projector.weight" not in read_header(tmp_path / "model.safetensors")[0]
 
 
 # ------------------------------------------------------------------------------- torch .bin

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from minidistil import ConfigError
-from minidistil.config import LAYER_NORM_EPS, DistilBertConfig
+from minidistil.modeling.config import LAYER_NORM_EPS, DistilBertConfig
 
 FIXTURES = Path(__file__).parent / "golden" / "checkpoint"
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from minidistil import losses
+from minidistil.modeling import losses
 
 
 def _ce_by_hand(logits, labels):

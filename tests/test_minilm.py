@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minidistil.heads import DistilBertModel
+from minidistil.modeling.classes import DistilBertModel
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden" / "model" / "minilm"
 TOLERANCE = 1e-4

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minidistil import heads
-from minidistil.config import DistilBertConfig
-from minidistil.initialization import random_params
+from minidistil.modeling import classes as heads
+from minidistil.modeling.config import DistilBertConfig
+from minidistil.modeling.initialization import random_params
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden" / "model"
 TOLERANCE = 1e-4

@@ -15,7 +15,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from minidistil import heads  # noqa: E402
+from minidistil.modeling import classes as heads  # noqa: E402
 from minidistil.testing import checks, strategies  # noqa: E402
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -27,7 +27,7 @@ def _model(cls, config, seed):
         config = config.replace(num_labels=2)
     if cls is heads.DistilBertForSequenceClassification and config.num_labels == 1:
         config = config.replace(problem_type="regression")
-    from minidistil.initialization import random_params
+    from minidistil.modeling.initialization import random_params
 
     params = random_params(config, seed, cls.head, std=config.initializer_range, perturb=True)
     return cls(config, params, backend="numpy")

@@ -200,7 +200,7 @@ def test_model_sources_errors(tmp_path, monkeypatch):
     with pytest.raises(ModelSourceError, match="has no config.json"):
         pipeline("fill-mask", model=str(tmp_path))
     (tmp_path / "config.json").write_text('{"model_type": "gpt2"}')
-    from minidistil.safetensors_io import write_safetensors
+    from minidistil.checkpoints.safetensors_io import write_safetensors
 
     write_safetensors(tmp_path / "model.safetensors", {"wte.weight": np.zeros((2, 2), np.float32)})
     with pytest.raises(CheckpointError, match="model_type 'gpt2' is not supported"):

@@ -74,7 +74,7 @@ def make_checkpoint(directory, ref_python):
     if not (directory / "model.safetensors").exists():
         sys.path.insert(0, str(ROOT))
         from minidistil import DistilBertForMaskedLM
-        from minidistil.config import DistilBertConfig
+        from minidistil.modeling.config import DistilBertConfig
 
         DistilBertForMaskedLM(DistilBertConfig(), seed=0).save_pretrained(directory)
         shutil.copyfile(VOCAB, directory / "vocab.txt")

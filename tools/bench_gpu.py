@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from minidistil import DistilBertConfig, DistilBertModel  # noqa: E402
-from minidistil import model as M  # noqa: E402
+from minidistil.modeling import transformer as M  # noqa: E402
 
 DEFAULT_SHAPES = "1x128,32x128,256x128,1x512"
 

@@ -27,8 +27,9 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from minidistil.checkpoint import CLASS_OF_HEAD, convert, expected_shapes, save_checkpoint  # noqa: E402
-from minidistil.config import DistilBertConfig  # noqa: E402
+from minidistil.checkpoints.saving import convert, save_checkpoint  # noqa: E402
+from minidistil.checkpoints.schema import CLASS_OF_HEAD, expected_shapes  # noqa: E402
+from minidistil.modeling.config import DistilBertConfig  # noqa: E402
 
 
 

@@ -4,7 +4,7 @@ Dev environment only (needs torch and transformers; never run by the test suite)
 
     /work/main/.venv-ref/bin/python tools/make_model_goldens.py [--out tests/golden/model]
 
-Weights come from minidistil.initialization.random_params (imported from this
+Weights come from minidistil.modeling.initialization.random_params (imported from this
 repository, so the tests regenerate the very same weights from the seed):
 the goldens hold only inputs and reference outputs, no weights. Each case is
 loaded into the matching transformers DistilBert* class (eager attention,
@@ -47,8 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import minidistil  # noqa: E402
-from minidistil.checkpoint import HEAD_OF_CLASS  # noqa: E402
-from minidistil.initialization import random_params  # noqa: E402
+from minidistil.checkpoints.schema import HEAD_OF_CLASS  # noqa: E402
+from minidistil.modeling.initialization import random_params  # noqa: E402
 
 
 OFFICIAL = {}  # every field at its default: dim 768, 6 layers, 12 heads, hidden 3072, vocab 30522, gelu
@@ -337,7 +337,7 @@ def main():
         reference="transformers DistilBert* classes, attn_implementation eager, float32, eval mode, no_grad; "
                   + ("head_mask native (4.x)" if NATIVE_HEAD_MASK else
                      "head-masked cases: eager plus the transformers 4.x head_mask multiply (see the tool's docstring)"),
-        weights="minidistil.initialization.random_params(config, seed, head, std=std, perturb=perturb); "
+        weights="minidistil.modeling.initialization.random_params(config, seed, head, std=std, perturb=perturb); "
                 "task classes load the encoder under 'distilbert.', the MLM projector tied to the word embeddings",
         tolerance=1e-4,
         cases=listing,

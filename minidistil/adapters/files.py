@@ -18,7 +18,7 @@ import json
 import re
 from pathlib import Path
 
-from ..checkpoint import load_state_dict
+from ..checkpoints.loading import find_weights, load_state_dict
 from ..errors import CheckpointError
 from .bottleneck import MODULE_LOCATIONS
 from .errors import AdapterError
@@ -60,16 +60,14 @@ def read_json(path, what):
     return data
 
 
-def find_weights(directory, names):
-    for name in names:
-        if (directory / name).is_file():
-            return directory / name
-    return None
-
-
-def read_weights(path):
+def read_weights(directory, names, what):
+    """(path, {name: array}) of the first of `names` in `directory`; AdapterError when none is there or it is bad."""
     try:
-        return load_state_dict(path)
+        path = find_weights(directory, names, what)
+    except CheckpointError as exc:
+        raise AdapterError(str(exc)) from None
+    try:
+        return path, load_state_dict(path)
     except CheckpointError as exc:
         raise AdapterError(f"{path}: {exc}") from exc
 

@@ -18,8 +18,8 @@ steps are kept here.
 
 import numpy as np
 
-from ..model import LAYER_NORM_EPS
-from ..outputs import (
+from ..modeling.config import LAYER_NORM_EPS
+from ..modeling.outputs import (
     MaskedLMOutput,
     ModelOutput,
     MultipleChoiceModelOutput,

@@ -19,16 +19,11 @@ every LoRA module at that linear, as the reference's does.
 
 import numpy as np
 
+from ..checkpoints.schema import LAYER_MODULES
 from .errors import AdapterError, check_placement, checked_tensors
 
-# file key component -> model linear name
-LINEAR_KEYS = {
-    "attention.q_lin": "q_lin",
-    "attention.k_lin": "k_lin",
-    "attention.v_lin": "v_lin",
-    "ffn.lin1": "lin1",
-    "ffn.lin2": "lin2",
-}
+# file key component ("attention.q_lin") -> the layer's module name ("q_lin"), for the linears LoRA can wrap
+LINEAR_KEYS = {LAYER_MODULES[name]: name for name in ("q_lin", "k_lin", "v_lin", "lin1", "lin2")}
 
 
 def expected_linears(method, n_layers):

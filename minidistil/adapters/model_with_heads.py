@@ -17,10 +17,13 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .. import losses
-from .. import model as M
-from ..checkpoint import encoder_shapes, load_checkpoint
-from ..outputs import BaseModelOutput
+from ..checkpoints import schema
+from ..checkpoints.loading import load_checkpoint
+from ..modeling import losses
+from ..modeling.classes import DistilBertModel
+from ..modeling.inputs import check_inputs, flatten_choices
+from ..modeling.outputs import BaseModelOutput
+from ..modeling.runner import EncoderRunner
 from . import bottleneck as bn
 from . import lora as lr
 from .composition import Parallel, channels, heads_from_setup, parse_setup
@@ -32,7 +35,6 @@ from .files import (
     HEAD_CONFIG,
     HEAD_WEIGHTS,
     check_directory,
-    find_weights,
     read_json,
     read_weights,
     split_adapter_tensors,
@@ -93,13 +95,10 @@ class DistilBertModelWithHeads:
 
     def __init__(self, config, params, *, backend=None, threads=None):
         """An encoder from `config` and bare encoder `params` ({name: array}); no adapters, no heads yet."""
-        from ..heads import DistilBertModel
-
-        base = DistilBertModel(config, params, backend=backend, threads=threads)
-        self.config = base.config
-        self.params = base.params  # host float32 arrays, bare names
-        self.ops = base.ops
-        self._prepared = base._prepared  # the backend's copy of the weights, made once by the base model
+        params = DistilBertModel._checked_params(config, schema.bare_names(params, source="params"))
+        self.runner = EncoderRunner(config, params, backend=backend, threads=threads)
+        self.config = config
+        self.ops = self.runner.ops
         self.adapters = {}  # name -> LoadedAdapter
         self.heads = {}  # name -> FlexHead
         self._active_setup = None
@@ -117,7 +116,7 @@ class DistilBertModelWithHeads:
         named "default" and is made active, as the reference's DistilBertAdapterModel does.
         """
         config, state = load_checkpoint(path)
-        encoder = encoder_shapes(config)
+        encoder = schema.encoder_shapes(config)
         params = {n: v for n, v in state.items() if n in encoder}
         rest = {n: v for n, v in state.items() if n not in encoder}
         model = cls(config, params, backend=backend, threads=threads)
@@ -156,10 +155,7 @@ class DistilBertModelWithHeads:
         source = str(directory)
         data = read_json(directory / ADAPTER_CONFIG, "adapter config")
         saved_name, methods = parse_adapter_file(data, source, self.config.dim, self.config.n_layers)
-        weights = find_weights(directory, ADAPTER_WEIGHTS)
-        if weights is None:
-            raise AdapterError(f"{source}: no adapter weights (looked for {', '.join(ADAPTER_WEIGHTS)})")
-        state = read_weights(weights)
+        weights, state = read_weights(directory, ADAPTER_WEIGHTS, "adapter weights")
         has_inv = any(m.get("inv_adapter") for m in methods)
         bn_tensors, lora_tensors = split_adapter_tensors(state, saved_name, source, has_inv)
         bn_methods = [m for m in methods if m["method"] == "bottleneck"]
@@ -213,10 +209,7 @@ class DistilBertModelWithHeads:
         saved_name = data.get("name")
         if not isinstance(saved_name, str) or not saved_name:
             raise AdapterError(f"{source}: head_config.json has no head name ('name')")
-        weights = find_weights(directory, HEAD_WEIGHTS)
-        if weights is None:
-            raise AdapterError(f"{source}: no head weights (looked for {', '.join(HEAD_WEIGHTS)})")
-        state = read_weights(weights)
+        weights, state = read_weights(directory, HEAD_WEIGHTS, "head weights")
         prefix = f"heads.{saved_name}."
         local = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         if not local:
@@ -238,12 +231,10 @@ class DistilBertModelWithHeads:
 
     def _set_word_embeddings(self, weight):
         weight = np.ascontiguousarray(weight, dtype=np.float32)
-        current = self.params[M.WORD_EMBEDDINGS]
+        current = self.params[schema.WORD_EMBEDDINGS]
         if current.shape == weight.shape and np.array_equal(current, weight):
             return
-        self.params = dict(self.params)
-        self.params[M.WORD_EMBEDDINGS] = weight
-        self._prepared = self.ops.prepare(dict(self.params))
+        self.runner.replace_params({**self.params, schema.WORD_EMBEDDINGS: weight})
         if self._merged is not None:
             self._merge_params(self._merged)
 
@@ -345,7 +336,7 @@ class DistilBertModelWithHeads:
         loras = self.adapters[name].loras
         merged = dict(self.params)
         for (layer, linear), module in loras.items():
-            key = f"transformer.layer.{layer}.{'attention' if linear.endswith('_lin') else 'ffn'}.{linear}.weight"
+            key = schema.layer_key(layer, linear, "weight")
             merged[key] = module.merged_weight(self.params[key])
         self._merged_prepared = self.ops.prepare(merged)
         self._merged_linears = frozenset(loras)
@@ -427,35 +418,20 @@ class DistilBertModelWithHeads:
         """
         setup = self._active_setup if adapter_names is None else self._parse(adapter_names)
         heads = self._used_heads(setup, adapter_names, head)
-        ids, mask, embeds = input_ids, attention_mask, inputs_embeds
-        if ids is not None:
-            ids = np.asarray(ids)
-            if ids.ndim > 2:
-                ids = ids.reshape(-1, ids.shape[-1])
-        if mask is not None:
-            mask = np.asarray(mask)
-            if mask.ndim > 2:
-                mask = mask.reshape(-1, mask.shape[-1])
-        if embeds is not None:
-            embeds = np.asarray(embeds)
-            if embeds.ndim > 3:
-                embeds = embeds.reshape(-1, embeds.shape[-2], embeds.shape[-1])
-        ids, mask, head_mask, embeds = M.check_inputs(self.config, ids, mask, head_mask, embeds)
-        params = self._prepared if self._merged is None else self._merged_prepared
-        word_embeddings = params[M.WORD_EMBEDDINGS]
+        inputs = check_inputs(self.config, *_flatten_choices(input_ids, attention_mask, inputs_embeds, head_mask))
+        mask = inputs[1]
+        params = self.runner.prepared if self._merged is None else self._merged_prepared
+        word_embeddings = params[schema.WORD_EMBEDDINGS]
         targets = dict(labels=labels, start_positions=start_positions, end_positions=end_positions)
 
         runs = []
         for stack in channels(setup):
-            last, hidden, attn = M.encoder(
-                params, self.ops, self.config, ids, mask, head_mask, embeds,
-                bool(output_hidden_states), bool(output_attentions), self._hooks(stack),
-            )
-            runs.append((last, self._numpy_tuple(hidden), self._numpy_tuple(attn)))
+            last, hidden, attn = self.runner.run(inputs, output_hidden_states, output_attentions, self._hooks(stack), params)
+            runs.append((last, self.runner.results(hidden, True), self.runner.results(attn, True)))
 
         if isinstance(setup, Parallel):
             if not heads:
-                last = np.concatenate([self._numpy(r[0]) for r in runs], axis=0)
+                last = np.concatenate([self.runner.host(r[0]) for r in runs], axis=0)
                 return BaseModelOutput(last_hidden_state=last)
             if len(heads) == 1:
                 heads = heads * len(runs)
@@ -467,7 +443,7 @@ class DistilBertModelWithHeads:
             return _multi(outs)
         run = runs[0]
         if not heads:
-            return BaseModelOutput(last_hidden_state=self._numpy(run[0]), hidden_states=run[1], attentions=run[2])
+            return BaseModelOutput(last_hidden_state=self.runner.host(run[0]), hidden_states=run[1], attentions=run[2])
         if len(heads) == 1:
             return self._head(heads[0], run, word_embeddings, mask, targets)
         return _multi([self._head(h, run, word_embeddings, mask, targets) for h in heads])
@@ -482,11 +458,10 @@ class DistilBertModelWithHeads:
             out.move_to_end("loss", last=False)
         return out
 
-    def _numpy(self, x):
-        return None if x is None else np.asarray(self.ops.to_numpy(x), dtype=np.float32)
-
-    def _numpy_tuple(self, xs):
-        return None if xs is None else tuple(self._numpy(x) for x in xs)
+    @property
+    def params(self):
+        """Host float32 encoder weights, bare names."""
+        return self.runner.params
 
     def __repr__(self):
         c = self.config
@@ -502,33 +477,36 @@ def _multi(outputs):
     return MultiHeadOutput(head_outputs=outputs, loss=total)
 
 
+def _flatten_choices(input_ids, attention_mask, inputs_embeds, head_mask):
+    """As the reference's flex model: inputs with a choices axis (B, C, S) run as (B·C, S) rows."""
+    ids = None if input_ids is None else np.asarray(input_ids)
+    embeds = None if inputs_embeds is None else np.asarray(inputs_embeds)
+    if (ids is not None and ids.ndim == 3) or (ids is None and embeds is not None and embeds.ndim == 4):
+        ids, attention_mask, embeds, _ = flatten_choices(ids, attention_mask, embeds)
+    return ids, attention_mask, head_mask, embeds
+
+
 def _loss(head, out, mask, labels=None, start_positions=None, end_positions=None):
     """The reference flex heads' losses (None without targets)."""
     t = head.head_type
     if t == "question_answering":
         if start_positions is None or end_positions is None:
             return None
-        start = np.asarray(start_positions).reshape(-1)
-        end = np.asarray(end_positions).reshape(-1)
-        return losses.span_loss(out.start_logits, out.end_logits, start, end)
+        return losses.span_loss(out.start_logits, out.end_logits, start_positions, end_positions)
     if labels is None:
         return None
-    labels = np.asarray(labels)
     logits = out.logits
     if t == "classification":
-        if head.num_outputs == 1:
-            return losses.mse(logits.reshape(-1), labels.reshape(-1).astype(np.float32))
-        return losses.cross_entropy(logits.reshape(-1, head.num_outputs), labels.reshape(-1))
+        kind = "regression" if head.num_outputs == 1 else "single_label_classification"
+        return losses.sequence_loss(logits, labels, kind)
     if t == "multilabel_classification":
-        return losses.bce_with_logits(logits, labels.astype(np.float32))
+        return losses.sequence_loss(logits, labels, "multi_label_classification")
     if t == "multiple_choice":
-        return losses.cross_entropy(logits, labels.reshape(-1))
+        return losses.choice_loss(logits, labels)
     if t == "tagging":
-        flat = labels.reshape(-1)
-        if mask is not None:
-            flat = np.where(np.asarray(mask).reshape(-1) == 1, flat, losses.IGNORE_INDEX)
-        return losses.cross_entropy(logits.reshape(-1, head.num_outputs), flat)
+        return losses.token_loss(logits, labels, attention_mask=mask)
     if t == "masked_lm":
-        return losses.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        return losses.token_loss(logits, labels)
     # causal_lm: shift so that position i predicts token i + 1
-    return losses.cross_entropy(logits[..., :-1, :].reshape(-1, logits.shape[-1]), labels[..., 1:].reshape(-1))
+    labels = np.asarray(labels)
+    return losses.token_loss(logits[..., :-1, :], labels[..., 1:])

@@ -94,13 +94,13 @@ def pipeline(task, model=None, tokenizer=None, *, backend=None, threads=None, re
     batch_size: items per forward pass (1; sentence-embedding 32).
     Other keywords are the task's default options (top_k, aggregation_strategy, ...).
     """
-    from .. import heads
+    from ..modeling import classes
     from ..sources import resolve_model_dir
-    from ..tokenizer import DistilBertTokenizerFast
+    from ..tokenization import DistilBertTokenizerFast
 
     task = normalize_task(task)
     cls = TASKS[task]
-    model_class = getattr(heads, cls.model_class)
+    model_class = getattr(classes, cls.model_class)
     directory = None
     if model is None or isinstance(model, (str, os.PathLike)):
         directory = Path(load_model_dir(task, model, revision))

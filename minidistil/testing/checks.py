@@ -432,7 +432,7 @@ _MODEL_CACHE = {}
 
 def _load_reference(path, backend="numpy"):
     import minidistil
-    from minidistil.checkpoint import read_config_dict
+    from minidistil.checkpoints.loading import read_config_dict
 
     path = os.fspath(path)
     key = (os.path.realpath(path), backend)

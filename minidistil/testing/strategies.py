@@ -26,8 +26,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from minidistil.checkpoint import CLASS_OF_HEAD, HEADS
-from minidistil.config import ACTIVATIONS
+from minidistil.checkpoints.schema import CLASS_OF_HEAD, HEADS
+from minidistil.modeling.config import ACTIVATIONS
 
 __all__ = [
     "texts",
@@ -169,7 +169,7 @@ def configs(*, max_vocab=64, max_layers=2, max_heads=4, max_head_dim=8, max_hidd
     0.02-0.5 (larger values make layers less linear, which exposes more bugs).
     Keyword arguments named like config fields are fixed (configs(n_layers=1)).
     """
-    from minidistil.config import DistilBertConfig
+    from minidistil.modeling.config import DistilBertConfig
 
     @st.composite
     def build(draw):
@@ -219,8 +219,8 @@ def write_checkpoint(config, seed=0, head=None, perturb=True, directory=None):
     The directory name says the head, the config's shape and the seed; the same
     arguments give the same directory (written once per process).
     """
-    from minidistil.checkpoint import save_checkpoint
-    from minidistil.initialization import random_params
+    from minidistil.checkpoints.saving import save_checkpoint
+    from minidistil.modeling.initialization import random_params
 
     if head not in CLASS_OF_HEAD:
         raise ValueError(f"unknown head {head!r}: expected None or one of {', '.join(HEADS)}")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 CONFIG_NAME = "config.json"
 MODEL_TYPE = "distilbert"
@@ -236,7 +236,7 @@ class DistilBertConfig:
         data = {**copy.deepcopy(data), **overrides}
         model_type = data.pop("model_type", MODEL_TYPE)
         if model_type != MODEL_TYPE:
-            hint = " (a BERT checkpoint: load it with minidistil.checkpoint.load_checkpoint or convert it)" if model_type == "bert" else ""
+            hint = " (a BERT checkpoint: load it with minidistil.checkpoints.load_checkpoint or convert it)" if model_type == "bert" else ""
             raise ConfigError(f"model_type {model_type!r} is not {MODEL_TYPE!r}{hint}")
         for alias, name in ATTRIBUTE_MAP.items():
             if alias in data:

@@ -9,17 +9,15 @@ a tensor's values depend only on the seed, its name and its shape: adding a
 head or a layer never changes the other tensors, and the encoder of a
 DistilBertForMaskedLM equals the encoder of a DistilBertModel with the same seed.
 
-Names are the bare layout (`embeddings.*`, `transformer.layer.N.*`, and the
-head tensors without the `distilbert.` prefix), as `heads.py` keeps them.
+Names and shapes are those of checkpoints/schema.py (the bare layout).
 """
 
 import zlib
 
 import numpy as np
 
-from . import checkpoint
+from ..checkpoints import schema
 
-HEADS = checkpoint.HEADS  # masked_lm, sequence_classification, multiple_choice, token_classification, question_answering
 
 
 def sinusoidal_position_embeddings(n_pos, dim):
@@ -34,25 +32,6 @@ def sinusoidal_position_embeddings(n_pos, dim):
     table[:, 0::2] = np.sin(angle[:, 0::2])
     table[:, 1::2] = np.cos(angle[:, 1::2])
     return table
-
-
-def encoder_shapes(config):
-    """{name: shape} of the encoder tensors (embeddings and every layer), bare names."""
-    return checkpoint.encoder_shapes(config)
-
-
-def head_shapes(config, head):
-    """{name: shape} of one task head's tensors (None: no head), bare names.
-
-    The MLM's vocab_projector.weight is left out when tied (config.tie_word_embeddings):
-    it is the word embedding matrix, not a tensor of its own.
-    """
-    if head is not None and head not in HEADS:
-        raise ValueError(f"unknown head {head!r}: expected None or one of {', '.join(HEADS)}")
-    shapes = checkpoint.head_shapes(config, head)
-    if head == "masked_lm" and getattr(config, "tie_word_embeddings", True):
-        shapes.pop("vocab_projector.weight")
-    return shapes
 
 
 def _is_norm(name):
@@ -78,7 +57,7 @@ def _draw(name, shape, seed, std, perturb):
 def random_params(config, seed=0, head=None, *, std=None, perturb=False, encoder=True):
     """Seeded random float32 parameters for `config`, bare names.
 
-    head: None (encoder only) or one of HEADS; only that head's tensors are added.
+    head: None (encoder only) or one of schema.HEADS; only that head's tensors are added.
     std: standard deviation of weight matrices and embeddings (default config.initializer_range,
          the reference's init: normal(0, std) weights, zero biases, LayerNorm 1 and 0).
     perturb: also randomise biases (normal(0, std)) and LayerNorms (1 + 0.1·N, 0.1·N), so that
@@ -89,13 +68,11 @@ def random_params(config, seed=0, head=None, *, std=None, perturb=False, encoder
     """
     if std is None:
         std = getattr(config, "initializer_range", 0.02)
-    shapes = {}
-    if encoder:
-        shapes.update(encoder_shapes(config))
-    shapes.update(head_shapes(config, head))
+    shapes = schema.encoder_shapes(config) if encoder else {}
+    shapes.update(schema.head_shapes(config, head))  # a tied projector is no tensor of its own
     params = {}
     for name, shape in shapes.items():
-        if name == "embeddings.position_embeddings.weight" and getattr(config, "sinusoidal_pos_embds", False):
+        if name == schema.POSITION_EMBEDDINGS and getattr(config, "sinusoidal_pos_embds", False):
             params[name] = sinusoidal_position_embeddings(config.max_position_embeddings, config.dim)
         else:
             params[name] = _draw(name, shape, seed, std, perturb)

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 from .safetensors_io import bf16_to_f32
 
 # torch storage class name -> (NumPy dtype as stored, kind); kind "bf16" needs widening.

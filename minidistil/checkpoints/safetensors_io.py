@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 # safetensors dtype name -> NumPy dtype as stored (little-endian). BF16 has no NumPy
 # dtype: it is read as uint16 and widened (see _bf16_to_f32).

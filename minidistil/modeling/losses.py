@@ -7,6 +7,8 @@ cross-entropy whose every label is ignored is NaN (0 / 0).
 
 import numpy as np
 
+from .inputs import int_labels, label_array
+
 IGNORE_INDEX = -100
 
 
@@ -91,3 +93,55 @@ def span_loss(start_logits, end_logits, start_positions, end_positions):
         positions = np.clip(positions.astype(np.int64), 0, seq_len)
         parts.append(cross_entropy(logits, positions, ignore_index=seq_len))
     return _result((np.float64(parts[0]) + np.float64(parts[1])) / 2.0)
+
+
+# ---------------------------------------------------------------- the heads' losses, as the reference computes them
+# Used by the six classes (classes.py) and the adapters' flex heads alike.
+
+
+def token_loss(logits, labels, attention_mask=None):
+    """Cross-entropy at every position of logits (B, S, N); the MLM and token classification.
+
+    attention_mask (B, S): padded positions ignored too (the adapters' tagging head does this;
+    the transformers classes pass None and rely on -100 labels).
+    """
+    labels = int_labels(labels, logits.shape[:2], "labels")  # (B, S)
+    if attention_mask is not None:
+        labels = np.where(np.asarray(attention_mask) != 0, labels, IGNORE_INDEX)  # (B, S)
+    return cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+def problem_type(config_problem_type, num_labels, labels):
+    """The reference's choice of sequence-classification loss when config.problem_type is None."""
+    if config_problem_type is not None:
+        return config_problem_type
+    labels = label_array(labels)
+    if num_labels == 1:
+        return "regression"
+    if labels.dtype != np.bool_ and np.issubdtype(labels.dtype, np.integer):
+        return "single_label_classification"
+    return "multi_label_classification"
+
+
+def sequence_loss(logits, labels, kind):
+    """Sequence classification on logits (B, N): kind "regression" (MSE), "single_label_classification"
+    (cross-entropy, -100 ignored) or "multi_label_classification" (BCE with logits)."""
+    n = logits.shape[-1]
+    labels = label_array(labels)
+    if kind == "single_label_classification":
+        labels = int_labels(labels, (logits.shape[0],), "labels")
+        return cross_entropy(logits.reshape(-1, n), labels.reshape(-1))
+    if not (labels.dtype == np.bool_ or np.issubdtype(labels.dtype, np.number)):
+        raise ValueError(f"{kind.replace('_', ' ')} targets must be numbers, got dtype {labels.dtype}")
+    if kind == "regression":
+        if n == 1:
+            return mse(np.squeeze(logits), np.squeeze(labels).astype(np.float32))
+        return mse(logits, labels.astype(np.float32))
+    if labels.shape != logits.shape:
+        raise ValueError(f"multi-label targets must have shape {logits.shape}, got {labels.shape}")
+    return bce_with_logits(logits, labels.astype(np.float32))
+
+
+def choice_loss(logits, labels):
+    """Multiple choice: cross-entropy over the choices of logits (B, C)."""
+    return cross_entropy(logits, int_labels(labels, (logits.shape[0],), "labels"))

@@ -1,0 +1,153 @@
+"""Reading checkpoints: find the weights of a directory, read them, give them DistilBERT's bare names.
+
+    config, state = load_checkpoint("path/to/dir")      # any supported layout, BERT converted
+    params = check_tensors(state, expected_shapes(config, "masked_lm"), source="path/to/dir")
+
+Layouts of a checkpoint directory, looked for in this order:
+    model.safetensors                      (read by hand, memory-mapped: see safetensors_io.py)
+    model.safetensors.index.json + shards  (sharded: {"weight_map": {tensor: file}})
+    pytorch_model.bin                      (torch zip, read without torch or pickle code: see torch_bin.py)
+    pytorch_model.bin.index.json + shards
+
+Names after loading are the bare layout of schema.py whatever class saved the file; a BERT
+checkpoint (config model_type "bert") is converted (bert.py). Every fault raises CheckpointError
+(or ConfigError for config.json) naming the file, tensor or field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CheckpointError, ConfigError
+from ..modeling.config import CONFIG_NAME, DistilBertConfig
+from .bert import bert_config_to_distilbert, convert_bert_state
+from .safetensors_io import read_safetensors
+from .schema import bare_names, drop_tied_copy
+from .torch_bin import read_torch_bin
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+TORCH_WEIGHTS_NAME = "pytorch_model.bin"
+TORCH_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
+WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, TORCH_WEIGHTS_NAME, TORCH_WEIGHTS_INDEX_NAME)
+
+
+def find_weights(directory: str | os.PathLike, names=WEIGHT_FILES, what="weights file") -> Path:
+    """The first of `names` that is a file in `directory` (default: a model's WEIGHT_FILES, in order)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: not a checkpoint directory")
+    for name in names:
+        if (directory / name).is_file():
+            return directory / name
+    raise CheckpointError(f"{directory}: no {what} found (looked for {', '.join(names)})")
+
+
+def load_state_dict(path: str | os.PathLike, *, float_dtype=np.float32) -> dict[str, np.ndarray]:
+    """Every tensor of a weights file (or a checkpoint directory), with the names as stored.
+
+    `path`: a directory, a .safetensors or .bin file, or a sharded index .json.
+    Float tensors become `float_dtype` (float32 ones are memory-mapped, not copied).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = find_weights(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    if path.name.endswith(".index.json"):
+        return _load_sharded(path, float_dtype)
+    if path.suffix == ".safetensors":
+        return read_safetensors(path, float_dtype=float_dtype)
+    if path.suffix in (".bin", ".pt", ".pth"):
+        return read_torch_bin(path, float_dtype=float_dtype)
+    raise CheckpointError(f"{path.name}: unknown weights format (expected .safetensors, .bin or an .index.json)")
+
+
+def _load_sharded(index_path: Path, float_dtype) -> dict[str, np.ndarray]:
+    name = index_path.name
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{name}: cannot read the shard index: {exc}") from exc
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
+        raise CheckpointError(f"{name}: needs a \"weight_map\" object of tensor name -> shard file")
+    by_shard: dict[str, list[str]] = {}
+    for tensor, shard in weight_map.items():
+        by_shard.setdefault(shard, []).append(tensor)
+    state = {}
+    root = index_path.parent.resolve()
+    for shard, tensors in by_shard.items():
+        shard_path = (index_path.parent / shard).resolve()
+        if shard_path.parent != root:  # a plain file name beside the index, no path tricks
+            raise CheckpointError(f"{name}: shard {shard!r} is not a file in the checkpoint directory")
+        if not shard_path.is_file():
+            raise CheckpointError(f"{name}: shard {shard!r} (holding {tensors[0]!r}...) does not exist")
+        if shard.endswith(".safetensors"):
+            loaded = read_safetensors(shard_path, float_dtype=float_dtype)
+        elif shard.endswith(".bin"):
+            loaded = read_torch_bin(shard_path, float_dtype=float_dtype)
+        else:
+            raise CheckpointError(f"{name}: shard {shard!r} is neither .safetensors nor .bin")
+        absent = [t for t in tensors if t not in loaded]
+        if absent:
+            raise CheckpointError(f"{name}: shard {shard!r} lacks tensor(s) the index puts there: {', '.join(absent)}")
+        for tensor in tensors:
+            state[tensor] = loaded[tensor]
+    return state
+
+
+def read_config_dict(directory: str | os.PathLike) -> dict:
+    path = Path(directory) / CONFIG_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{directory}: no {CONFIG_NAME} in the checkpoint directory") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a JSON object")
+    return data
+
+
+def load_checkpoint(
+    path: str | os.PathLike, *, float_dtype=np.float32, **config_overrides
+) -> tuple[DistilBertConfig, dict[str, np.ndarray]]:
+    """(config, state) of a checkpoint directory, in DistilBERT's bare names.
+
+    `path`: the directory (config.json + weights), or a weights file whose
+    directory holds config.json. A BERT checkpoint is converted (see
+    `convert_bert_state`). A stored copy of a tied MLM projector is dropped
+    (schema's tie rule). The state is not yet checked
+    against a head: call `check_tensors(state, expected_shapes(config, head), path)`.
+    `config_overrides` change config fields after reading (e.g. num_labels=3,
+    which regenerates the labels; see DistilBertConfig.replace).
+    """
+    path = Path(path)
+    directory = path if path.is_dir() else path.parent
+    weights = find_weights(path) if path.is_dir() else path
+    data = read_config_dict(directory)
+    raw = load_state_dict(weights, float_dtype=float_dtype)
+    source = weights if weights.parent == directory else directory
+    model_type = data.get("model_type", "distilbert")
+    if model_type == "bert":
+        config = bert_config_to_distilbert(data, source=directory / CONFIG_NAME)
+        state = convert_bert_state(raw, config, source=source, architectures=data.get("architectures"))
+    elif model_type == "distilbert":
+        try:
+            config = DistilBertConfig.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{directory / CONFIG_NAME}: {exc}") from exc
+        state = bare_names(raw, source=source)
+    else:
+        raise CheckpointError(f"{directory / CONFIG_NAME}: model_type {model_type!r} is not supported (expected distilbert or bert)")
+    if config_overrides:
+        try:
+            config = config.replace(**config_overrides)
+        except ConfigError as exc:
+            raise ConfigError(f"{directory / CONFIG_NAME} with overrides {config_overrides}: {exc}") from exc
+    return config, drop_tied_copy(state, config, source)
