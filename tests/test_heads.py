@@ -448,3 +448,29 @@ def test_device_backends_keep_outputs_on_the_device_unless_asked(cls):
     assert isinstance(kept, _DeviceArray)
     assert type(fetched) is np.ndarray and fetched.dtype == np.float32
     np.testing.assert_array_equal(np.asarray(kept), fetched)
+
+
+@pytest.mark.parametrize("cls", list(heads.MODEL_CLASSES.values()))
+def test_return_dict_false_gives_the_reference_tuple(cls):
+    model = make(cls)
+    targets = {"start_positions": [1, 2], "end_positions": [2, 3]} if cls.targets == ("start_positions", "end_positions") else {}
+    if cls.targets == ("labels",):
+        targets = {"labels": call(model).to_tuple()[0].argmax(-1)}  # any valid labels of the right shape
+    out = call(model, output_hidden_states=True, **targets)
+    as_tuple = call(model, output_hidden_states=True, return_dict=False, **targets)
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == len(out)
+    for got, field in zip(as_tuple, out):  # loss first (when given), then the head's fields, then hidden_states
+        expected = out[field]
+        if isinstance(expected, tuple):
+            assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+        else:
+            np.testing.assert_array_equal(got, expected)
+    assert list(out)[-1] == "hidden_states" and (not targets or list(out)[0] == "loss")
+    assert isinstance(call(model, return_dict=True), cls.output_class)
+
+
+def test_unknown_targets_are_a_type_error():
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) labels \(it takes no targets\)"):
+        call(make(heads.DistilBertModel), labels=[0, 1])
+    with pytest.raises(TypeError, match="it takes start_positions, end_positions"):
+        call(make(heads.DistilBertForQuestionAnswering), labels=[0, 1])
