@@ -14,11 +14,11 @@ encoder). The .bin files are read with the checkpoint module's safe reader:
 no pickle code runs.
 """
 
-import json
 import re
 from pathlib import Path
 
 from ..checkpoints.loading import find_weights, load_state_dict
+from ..jsonfiles import read_json_object
 from ..errors import CheckpointError
 from .bottleneck import MODULE_LOCATIONS
 from .errors import AdapterError
@@ -49,15 +49,8 @@ OTHER_METHODS = {
 
 
 def read_json(path, what):
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AdapterError(f"{path.parent}: no {path.name} ({what} not found there)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AdapterError(f"{path}: cannot read: {exc}") from exc
-    if not isinstance(data, dict):
-        raise AdapterError(f"{path}: must hold a JSON object")
-    return data
+    path = Path(path)
+    return read_json_object(path, AdapterError, missing=f"{path.parent}: no {path.name} ({what} not found there)")
 
 
 def read_weights(directory, names, what):

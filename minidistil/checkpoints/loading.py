@@ -16,13 +16,13 @@ checkpoint (config model_type "bert") is converted (bert.py). Every fault raises
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError
+from ..jsonfiles import read_json_object
 from ..modeling.config import CONFIG_NAME, DistilBertConfig
 from .bert import bert_config_to_distilbert, convert_bert_state
 from .safetensors_io import read_safetensors
@@ -69,11 +69,8 @@ def load_state_dict(path: str | os.PathLike, *, float_dtype=np.float32) -> dict[
 
 def _load_sharded(index_path: Path, float_dtype) -> dict[str, np.ndarray]:
     name = index_path.name
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{name}: cannot read the shard index: {exc}") from exc
-    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    index = read_json_object(index_path, CheckpointError)
+    weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
         raise CheckpointError(f"{name}: needs a \"weight_map\" object of tensor name -> shard file")
     by_shard: dict[str, list[str]] = {}
@@ -102,16 +99,11 @@ def _load_sharded(index_path: Path, float_dtype) -> dict[str, np.ndarray]:
 
 
 def read_config_dict(directory: str | os.PathLike) -> dict:
+    """config.json of a checkpoint directory as a dict (a missing file is a CheckpointError: no checkpoint)."""
     path = Path(directory) / CONFIG_NAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{directory}: no {CONFIG_NAME} in the checkpoint directory") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: must be a JSON object")
-    return data
+    if not path.is_file():
+        raise CheckpointError(f"{directory}: no {CONFIG_NAME} in the checkpoint directory")
+    return read_json_object(path, ConfigError)
 
 
 def load_checkpoint(
