@@ -1,5 +1,5 @@
 # Property-test an ONNX Runtime export of DistilBERT against minidistil.
-#   python tools/export_onnx.py CHECKPOINT model.onnx      (torch + transformers, once)
+#   python tools/checks/export_onnx.py CHECKPOINT model.onnx      (torch + transformers, once)
 #   python docs/onnx_example.py CHECKPOINT model.onnx      (onnxruntime + hypothesis)
 import sys
 

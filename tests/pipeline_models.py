@@ -2,7 +2,7 @@
 
 Nothing here is stored: `build_model_dir` regenerates a checkpoint directory
 (config.json, model.safetensors, vocab.txt, tokenizer_config.json) from its
-spec with minidistil.modeling.initialization.random_params. tools/make_pipeline_goldens.py
+spec with minidistil.modeling.initialization.random_params. tools/goldens/make_pipeline_goldens.py
 loads the same directories into the reference; tests/test_pipelines.py into minidistil.
 """
 

@@ -1,4 +1,4 @@
-"""Adapters and flex heads against the reference adapter library (goldens from tools/make_adapter_goldens.py).
+"""Adapters and flex heads against the reference adapter library (goldens from tools/goldens/make_adapter_goldens.py).
 
 Every case loads the reference library's own saved files (save_adapter / save_head) into a
 fresh DistilBertModelWithHeads and compares its outputs with the library's within 1e-4.

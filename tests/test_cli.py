@@ -39,7 +39,7 @@ def run(capsys, monkeypatch, *argv, stdin=None, tty=True):
 
 
 def reference_embedding(text):
-    """sentence-transformers' MiniLM embedding of `text`, from the pipeline goldens (tools/make_pipeline_goldens.py)."""
+    """sentence-transformers' MiniLM embedding of `text`, from the pipeline goldens (tools/goldens/make_pipeline_goldens.py)."""
     golden = json.loads((GOLDEN_PIPELINES / "sentence-embedding.json").read_text(encoding="utf-8"))
     for case in golden["cases"]:
         texts = case["call"]["inputs"][0]

@@ -1,4 +1,4 @@
-"""CI's compile check of the CUDA sources (tools/check_cuda_compile.py): no GPU needed, only nvcc."""
+"""CI's compile check of the CUDA sources (tools/checks/check_cuda_compile.py): no GPU needed, only nvcc."""
 
 import importlib.util
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-TOOL = Path(__file__).resolve().parent.parent / "tools" / "check_cuda_compile.py"
+TOOL = Path(__file__).resolve().parent.parent / "tools" / "checks" / "check_cuda_compile.py"
 _spec = importlib.util.spec_from_file_location("check_cuda_compile", TOOL)
 check = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(check)

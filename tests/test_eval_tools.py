@@ -12,7 +12,7 @@ from minidistil.metrics import binary_classification_report, squad_v1_evaluate
 
 from pipeline_models import build_model_dir
 
-TOOLS = Path(__file__).resolve().parent.parent / "tools"
+TOOLS = Path(__file__).resolve().parent.parent / "tools" / "eval"
 sys.path.insert(0, str(TOOLS))
 
 import eval_fill_mask  # noqa: E402

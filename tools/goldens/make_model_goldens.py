@@ -2,7 +2,7 @@
 
 Dev environment only (needs torch and transformers; never run by the test suite):
 
-    /work/main/.venv-ref/bin/python tools/make_model_goldens.py [--out tests/golden/model]
+    /work/main/.venv-ref/bin/python tools/goldens/make_model_goldens.py [--out tests/golden/model]
 
 Weights come from minidistil.modeling.initialization.random_params (imported from this
 repository, so the tests regenerate the very same weights from the seed):
@@ -43,7 +43,7 @@ import transformers
 from torch import nn
 from transformers import AttentionInterface
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import minidistil  # noqa: E402

@@ -3,8 +3,8 @@
 Dev environment only (needs torch, transformers 4.57 and adapters 1.3):
 
     pip install torch==2.13.0 transformers==4.57.6 adapters==1.3.0 "huggingface_hub<1.0"
-    python tools/make_adapter_goldens.py [--out tests/golden/adapters]
-    (here: .venv-ref/bin/python tools/make_adapter_goldens.py; about 10 s on CPU)
+    python tools/goldens/make_adapter_goldens.py [--out tests/golden/adapters]
+    (here: .venv-ref/bin/python tools/goldens/make_adapter_goldens.py; about 10 s on CPU)
 
 adapters 1.3 imports `HfFolder` from huggingface_hub, which only the 0.x
 releases have, and pins transformers ~= 4.57.6: both must hold in the
@@ -61,7 +61,7 @@ from adapters.composition import Parallel, Stack
 from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertModel
 
 SEED = 1234
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 BASE_CONFIG = dict(
     vocab_size=100,
@@ -356,7 +356,7 @@ def main():
     manifest = dict(
         description="Goldens of the adapter tests: adapters and heads saved by the reference adapter library, "
         "and its outputs on the inputs in inputs.npz.",
-        command="python tools/make_adapter_goldens.py",
+        command="python tools/goldens/make_adapter_goldens.py",
         date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
         versions=dict(
             adapters=adapters.__version__,

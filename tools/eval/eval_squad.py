@@ -1,7 +1,7 @@
 """SQuAD v1.1 dev exact match and F1 of a question-answering checkpoint, as the official v1.1 script scores them.
 
-    python tools/eval_squad.py --model distilbert/distilbert-base-uncased-distilled-squad
-    python tools/eval_squad.py --model distilbert/distilbert-base-cased-distilled-squad --backend cupy
+    python tools/eval/eval_squad.py --model distilbert/distilbert-base-uncased-distilled-squad
+    python tools/eval/eval_squad.py --model distilbert/distilbert-base-cased-distilled-squad --backend cupy
 
 Published: distilbert-base-uncased-distilled-squad F1 86.9 (EM 79.1, paper);
 distilbert-base-cased-distilled-squad F1 87.1 (card), EM 79.60 / F1 87.00 (independent evaluation).

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compile every CUDA source of kernels/ with nvcc, so that a broken kernel fails CI on a machine without a GPU.
 
-    python tools/check_cuda_compile.py [--arch 90] [--verbose] [FILE.cu ...]
+    python tools/checks/check_cuda_compile.py [--arch 90] [--verbose] [FILE.cu ...]
 
 Each file is compiled to PTX for compute_<arch> (`nvcc --ptx`, warnings are
 errors) and the PTX is assembled for sm_<arch> with ptxas when it is there,
@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KERNEL_DIR = ROOT / "kernels"
 SKIP_ENV = "MINIDISTIL_SKIP_NVCC"
 

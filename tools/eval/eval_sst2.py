@@ -1,6 +1,6 @@
 """GLUE SST-2 dev accuracy of a sentiment checkpoint.
 
-    python tools/eval_sst2.py --model distilbert/distilbert-base-uncased-finetuned-sst-2-english
+    python tools/eval/eval_sst2.py --model distilbert/distilbert-base-uncased-finetuned-sst-2-english
 
 Published (model card): accuracy 0.9105504587155964, i.e. 794 of 872 correct, 460 predicted
 positive, 413 true positives (label 1 = POSITIVE).

@@ -1,6 +1,6 @@
 """The distilbert-base-uncased model card's fill-mask example, checked against a checkpoint.
 
-    python tools/eval_fill_mask.py --model distilbert/distilbert-base-uncased
+    python tools/eval/eval_fill_mask.py --model distilbert/distilbert-base-uncased
 
 The card shows the top 5 fillers of "Hello I'm a [MASK] model." with their ids and scores;
 this prints ours beside them and exits 0 when tokens, ids and order agree and every score is

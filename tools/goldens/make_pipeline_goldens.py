@@ -2,7 +2,7 @@
 
 Run with the reference environment (transformers, torch, sentence-transformers):
 
-    .venv-ref/bin/python tools/make_pipeline_goldens.py
+    .venv-ref/bin/python tools/goldens/make_pipeline_goldens.py
 
 The models are the seeded random DistilBERT checkpoints of tests/pipeline_models.py,
 built with minidistil (imported from this repository) into a temporary directory and
@@ -22,7 +22,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import numpy as np  # noqa: E402
@@ -225,7 +225,7 @@ def main():
         path.write_text(f'{{"task": {json.dumps(task)}, "cases": [\n{lines}\n]}}\n', encoding="utf-8")
         print(f"wrote {path.relative_to(ROOT)}: {len(task_cases)} cases")
     meta = {
-        "command": shlex.join(["python", "tools/make_pipeline_goldens.py"] + sys.argv[1:]),
+        "command": shlex.join(["python", "tools/goldens/make_pipeline_goldens.py"] + sys.argv[1:]),
         "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
         "python": platform.python_version(),
         "versions": {

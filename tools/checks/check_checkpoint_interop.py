@@ -3,7 +3,7 @@ BERT -> DistilBERT conversion is exact on the real all-MiniLM-L6-v2 weights.
 
 Dev environment only (needs torch + transformers; minidistil is imported from this checkout):
 
-    .venv-ref/bin/python tools/check_checkpoint_interop.py [--minilm DIR]
+    .venv-ref/bin/python tools/checks/check_checkpoint_interop.py [--minilm DIR]
 
 1. For each task class: seeded random weights saved with minidistil's save_checkpoint load with
    the reference's from_pretrained with no missing or unexpected keys, and bit-identical tensors.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
