@@ -10,7 +10,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from minidistil import DistilBertModel  # noqa: E402
 from minidistil.testing import checks, strategies  # noqa: E402
-from minidistil.tokenizer import DistilBertTokenizerFast  # noqa: E402
+from minidistil.tokenization import DistilBertTokenizerFast  # noqa: E402
 
 VOCAB = Path(__file__).resolve().parent / "data" / "bert-base-uncased-vocab.txt"
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))

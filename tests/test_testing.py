@@ -15,7 +15,7 @@ from hypothesis import strategies as st  # noqa: E402
 from minidistil import DistilBertConfig, TokenizerError  # noqa: E402
 from minidistil.testing import checks, strategies  # noqa: E402
 from minidistil.testing.checks import InvariantViolation  # noqa: E402
-from minidistil.tokenizer import DistilBertTokenizerFast  # noqa: E402
+from minidistil.tokenization import DistilBertTokenizerFast  # noqa: E402
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 

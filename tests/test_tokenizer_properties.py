@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from minidistil import DistilBertTokenizerFast, TokenizerError
-from minidistil.normalizer import BertNormalizer
+from minidistil.tokenization import BertNormalizer
 
 VOCAB = Path(__file__).resolve().parent / "data" / "bert-base-uncased-vocab.txt"
 UNCASED = DistilBertTokenizerFast(vocab_file=str(VOCAB))

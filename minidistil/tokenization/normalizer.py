@@ -21,6 +21,14 @@ Alignment: every normalised character comes from exactly one original character.
 the normalised string and, when it is not the identity, a list giving for each normalised character
 the index of the original character it came from, reproducing the reference's offset tracking
 (`NormalizedString::transform`), including its positional rule after canonical reordering.
+
+    >>> norm = BertNormalizer()
+    >>> norm.normalize("Héllo, World")  # one character for one: no alignment needed
+    ('hello, world', None)
+    >>> norm.normalize("a\u00adb中")  # soft hyphen dropped, spaces around the ideograph
+    ('ab 中 ', [0, 2, 3, 3, 3])
+    >>> norm.words("hello, world")
+    [(0, 5), (5, 6), (7, 12)]
 """
 
 from __future__ import annotations
@@ -282,9 +290,14 @@ class BertNormalizer:
                 out_align.append(a)
         return "".join(out), out_align
 
+    def iter_words(self, normalized):
+        """A `re.Match` for each pre-token of a normalised string: the tokenizer's hot path reads
+        the word, its start and its end from the match without building a list first."""
+        return self._word_finditer(normalized)
+
     def words(self, normalized):
         """(start, end) of each pre-token of a normalised string."""
-        return [m.span() for m in self._word_finditer(normalized)]
+        return [m.span() for m in self.iter_words(normalized)]
 
     def normalize_str(self, text):
         """The normalised text only (like the reference's `normalize_str`)."""

@@ -1,18 +1,21 @@
-"""Encodings and their truncation, overflow windows, special tokens and padding, as the reference fast tokenizer.
+"""One encoded sequence (or pair) and its truncation, overflow windows and padding, as the reference fast tokenizer.
 
-`Encoding` mirrors the Rust `tokenizers::Encoding`: one tokenised sequence (or pair) with its ids,
-character offsets, word indices, special-token mask, attention mask, the sequence each token comes
-from, and the overflowing windows cut off by truncation. `BatchEncoding` is what `__call__` returns:
-a mapping of model inputs plus the encodings, with `word_ids(i)` and `sequence_ids(i)`.
+`Encoding` mirrors the Rust `tokenizers::Encoding`: the ids of one tokenised sequence (or pair) with
+their character offsets, word indices, special-token mask, attention mask, the sequence each token
+comes from, and the overflowing windows cut off by truncation.
+
+    >>> enc = Encoding([7, 8, 9, 10], [(0, 1), (2, 3), (4, 5), (6, 7)], [0, 1, 2, 3])
+    >>> enc.truncate(3, stride=1)  # keep 3 tokens; the rest in windows that overlap by 1
+    >>> enc.ids, [o.ids for o in enc.overflowing]
+    ([7, 8, 9], [[9, 10]])
+    >>> pad_batch([enc], pad_id=0, length=5)
+    >>> enc.ids, enc.attention_mask
+    ([7, 8, 9, 0, 0], [1, 1, 1, 0, 0])
 """
 
 from __future__ import annotations
 
-from collections import UserDict
-
-import numpy as np
-
-from .errors import TokenizerError
+from ..errors import TokenizerError
 
 
 class Encoding:
@@ -231,7 +234,11 @@ class Encoding:
 
 
 def merge(encodings):
-    """Encoding::merge of the reference: the encodings one after the other, overflow windows combined."""
+    """Encoding::merge of the reference: the encodings one after the other, overflow windows combined.
+
+        >>> merge([Encoding([1], [(0, 0)], [None]), Encoding([5, 6], [(0, 2), (3, 4)], [0, 1])]).ids
+        [1, 5, 6]
+    """
     out = Encoding([], [], [], id_to_token=encodings[0]._id_to_token if encodings else None)
     for e in encodings:
         out.merge_with(e)
@@ -239,7 +246,13 @@ def merge(encodings):
 
 
 def truncate_pair(first, second, max_length, strategy, stride, direction):
-    """truncate_encodings of the reference, in place. `max_length` excludes the special tokens."""
+    """truncate_encodings of the reference, in place. `max_length` excludes the special tokens.
+
+        >>> a, b = Encoding([1, 2, 3, 4, 5], [(0, 0)] * 5, [0] * 5), Encoding([6, 7], [(0, 0)] * 2, [0] * 2)
+        >>> truncate_pair(a, b, 5, "longest_first", 0, "right")  # the longer sequence gives way
+        >>> a.ids, b.ids
+        ([1, 2, 3], [6, 7])
+    """
     if max_length == 0:
         first.truncate(0, stride, direction)
         if second is not None:
@@ -282,118 +295,11 @@ def truncate_pair(first, second, max_length, strategy, stride, direction):
     target.truncate(len(target) - to_remove, stride, direction)
 
 
-class BatchEncoding(UserDict):
-    """The model inputs (a dict of lists or arrays) plus the `Encoding` of each row."""
-
-    def __init__(self, data=None, encodings=None, tensor_type=None, n_sequences=None):
-        super().__init__(data or {})
-        self._encodings = encodings
-        self._n_sequences = n_sequences
-        if tensor_type is not None:
-            self.convert_to_tensors(tensor_type)
-
-    @property
-    def encodings(self):
-        return self._encodings
-
-    @property
-    def is_fast(self):
-        return self._encodings is not None
-
-    @property
-    def n_sequences(self):
-        return self._n_sequences
-
-    def __getattr__(self, item):
-        # Only called for names that are not attributes; "data" itself may be missing mid-unpickling.
-        if item == "data" or item.startswith("__"):
-            raise AttributeError(item)
-        try:
-            return self.data[item]
-        except KeyError:
-            raise AttributeError(item) from None
-
-    def __getitem__(self, item):
-        if isinstance(item, str):
-            return self.data[item]
-        if isinstance(item, int):
-            if self._encodings is None:
-                raise KeyError("integer indexing needs the encodings")
-            return self._encodings[item]
-        if isinstance(item, slice):
-            return {k: v[item] for k, v in self.data.items()}
-        raise KeyError(f"invalid key {item!r}: use a field name or an integer")
-
-    def __getstate__(self):
-        return {"data": self.data, "encodings": self._encodings, "n_sequences": self._n_sequences}
-
-    def __setstate__(self, state):
-        self.data = state["data"]
-        self._encodings = state["encodings"]
-        self._n_sequences = state["n_sequences"]
-
-    def _encoding(self, batch_index):
-        if self._encodings is None:
-            raise TokenizerError("this BatchEncoding has no encodings")
-        if not 0 <= batch_index < len(self._encodings) and not -len(self._encodings) <= batch_index < 0:
-            raise IndexError(f"batch_index {batch_index} out of range for {len(self._encodings)} encodings")
-        return self._encodings[batch_index]
-
-    def tokens(self, batch_index=0):
-        return self._encoding(batch_index).tokens
-
-    def word_ids(self, batch_index=0):
-        """Index of the word each token comes from (None for special and padding tokens)."""
-        return self._encoding(batch_index).word_ids
-
-    def words(self, batch_index=0):
-        return self.word_ids(batch_index)
-
-    def sequence_ids(self, batch_index=0):
-        """0 or 1: which sequence of the pair each token comes from (None for special and padding tokens)."""
-        return self._encoding(batch_index).sequence_ids
-
-    def token_to_sequence(self, batch_or_token_index, token_index=None):
-        b, t = (0, batch_or_token_index) if token_index is None else (batch_or_token_index, token_index)
-        return self._encoding(b).token_to_sequence(t)
-
-    def token_to_word(self, batch_or_token_index, token_index=None):
-        b, t = (0, batch_or_token_index) if token_index is None else (batch_or_token_index, token_index)
-        return self._encoding(b).token_to_word(t)
-
-    def word_to_tokens(self, batch_or_word_index, word_index=None, sequence_index=0):
-        b, w = (0, batch_or_word_index) if word_index is None else (batch_or_word_index, word_index)
-        return self._encoding(b).word_to_tokens(w, sequence_index)
-
-    def token_to_chars(self, batch_or_token_index, token_index=None):
-        b, t = (0, batch_or_token_index) if token_index is None else (batch_or_token_index, token_index)
-        return self._encoding(b).token_to_chars(t)
-
-    def char_to_token(self, batch_or_char_index, char_index=None, sequence_index=0):
-        b, c = (0, batch_or_char_index) if char_index is None else (batch_or_char_index, char_index)
-        return self._encoding(b).char_to_token(c, sequence_index)
-
-    def word_to_chars(self, batch_or_word_index, word_index=None, sequence_index=0):
-        b, w = (0, batch_or_word_index) if word_index is None else (batch_or_word_index, word_index)
-        return self._encoding(b).word_to_chars(w, sequence_index)
-
-    def char_to_word(self, batch_or_char_index, char_index=None, sequence_index=0):
-        b, c = (0, batch_or_char_index) if char_index is None else (batch_or_char_index, char_index)
-        return self._encoding(b).char_to_word(c, sequence_index)
-
-    def convert_to_tensors(self, tensor_type="np"):
-        if tensor_type is None:
-            return self
-        if str(getattr(tensor_type, "value", tensor_type)) != "np":
-            raise TokenizerError(f"return_tensors={tensor_type!r} is not supported: use 'np' (NumPy) or None (lists)")
-        for key, value in self.data.items():
-            if isinstance(value, np.ndarray):
-                continue
-            rows = value if value and isinstance(value[0], (list, tuple)) else None
-            if rows is not None and len({len(r) for r in rows}) > 1:
-                raise TokenizerError(
-                    f"cannot make one int64 array of {key!r}: the rows have different lengths "
-                    f"({sorted({len(r) for r in rows})}). Pass padding=True (and truncation=True if needed)."
-                )
-            self.data[key] = np.asarray(value, dtype=np.int64)
-        return self
+def pad_batch(encodings, pad_id, pad_type_id=0, side="right", length=None, multiple_of=None):
+    """pad_encodings of the reference, in place: every encoding and its overflow windows padded to
+    `length` (None: the longest encoding's length), rounded up to a multiple of `multiple_of`."""
+    target = max(len(e) for e in encodings) if length is None else length
+    if multiple_of and target % multiple_of:
+        target += multiple_of - target % multiple_of
+    for e in encodings:
+        e.pad(target, pad_id, pad_type_id, side)
