@@ -145,7 +145,7 @@ def _pipeline(task, args, **options):
 
 def run_batched(run, items, batch_size, label):
     """Yield (item, output) for every item, `batch_size` at a time, with a progress bar on stderr."""
-    from .sources import Progress
+    from .progress import Progress
 
     bar = Progress(total=len(items), desc=label, unit="it")
     try:

@@ -134,9 +134,10 @@ def test_convert(capsys, monkeypatch, dirs, tmp_path):
 
 
 def test_download_from_a_local_hub(capsys, monkeypatch, tmp_path):
-    from test_sources import CONFIG, Hub
+    from hub_server import HubServer
+    from test_sources import CONFIG
 
-    hub = Hub({"org/tiny": {"config.json": CONFIG, "model.safetensors": b"\0" * 100}})
+    hub = HubServer({"org/tiny": {"config.json": CONFIG, "model.safetensors": b"\0" * 100}})
     try:
         monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
         monkeypatch.setenv("HF_HOME", str(tmp_path))
