@@ -1,10 +1,10 @@
-"""Kernel backends behind one small interface.
+"""Kernel backends behind one small interface, the `Ops` protocol of protocol.py.
 
 Every hot operation of the model goes through an `Ops` object:
 
     ops = get_ops("numpy" | "numba" | "cupy" | "auto")
     params = ops.prepare(params)          # once, at load: same names, backend arrays
-    y = ops.linear(x, w, b, activation)   # [..., in] x [out, in] -> [..., out]
+    y = ops.linear(x, w, b, activation)   # [..., In] x [Out, In] -> [..., Out]
 
 `reference.py` is the readable definition of each op; the other backends
 compute the same thing faster. This package knows nothing of minidistil.
@@ -13,6 +13,11 @@ compute the same thing faster. This package knows nothing of minidistil.
 import importlib.util
 import os
 import warnings
+
+from .protocol import Ops
+from .reference import ACTIVATIONS  # name -> reference function: every activation name the ops accept
+
+__all__ = ["ACTIVATIONS", "BACKENDS", "Ops", "get_ops", "resolve_threads"]
 
 BACKEND_ENV = "MINIDISTIL_BACKEND"
 THREADS_ENV = "MINIDISTIL_THREADS"
@@ -36,7 +41,7 @@ def resolve_threads(threads=None):
     return n
 
 
-def get_ops(backend=None, threads=None):
+def get_ops(backend=None, threads=None) -> Ops:
     """Return the Ops object for `backend`.
 
     backend: "numpy" (reference), "numba" (CPU), "cupy" (NVIDIA GPU) or "auto";

@@ -6,7 +6,7 @@
 // kernels/reference.py: "gelu" is the exact erf form, "gelu_new" the tanh
 // approximation. Self-contained (no #include) so NVRTC and nvcc both take it.
 
-// Activation codes: kernels/gpu.py ACT_CODES mirrors these (a test checks).
+// Activation codes: ACT_NONE and ACT_CODES in kernels/reference.py mirror these (a test checks).
 #define ACT_NONE 0
 #define ACT_GELU 1
 #define ACT_GELU_NEW 2

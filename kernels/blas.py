@@ -1,11 +1,10 @@
-"""Thread count and idle policy of the BLAS behind NumPy's matmul, without threadpoolctl.
+"""Thread count and idle policy of the BLAS behind NumPy's matmul.
 
-NumPy wheels bundle OpenBLAS under a prefixed name (libscipy_openblas64_*.so
-exporting `scipy_openblas_set_num_threads64_`); distribution builds link a
-plain libopenblas. Both are found among the libraries this process has
-loaded and called through ctypes. Where neither is found (MKL, Accelerate),
-`set_threads` returns False and the count is whatever the library read from
-OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS at start-up.
+Thread counts go through threadpoolctl, which finds every BLAS loaded in this
+process (OpenBLAS, including NumPy's prefixed scipy_openblas build, MKL, BLIS)
+and sets each one's count. OpenMP's count is left alone: the Numba backend sets
+its own (numba.set_num_threads), and other OpenMP users in the process are not
+ours to limit.
 
 OpenBLAS's worker threads busy-wait for 2**28 cycles (~0.1 s) after each
 call before they sleep. Between two BLAS calls that spinning takes a core
@@ -13,79 +12,46 @@ from whatever runs next: on 2 cores, a Numba kernel right after a GEMM ran
 at half speed (128-row GEMM then the small-batch matmul kernel: 10.7 ms
 instead of 7.4). `sleep_when_idle` sets the shortest timeout OpenBLAS has
 (OPENBLAS_THREAD_TIMEOUT=4, i.e. 16 cycles) and restarts its threads so that
-they read it; waking them then costs microseconds per call.
+they read it; waking them then costs microseconds per call. In the 200 ms
+after a 128-row GEMM, 2 threads, its threads burnt 80-100 ms of CPU with
+OpenBLAS's default and 0.1 ms with this (`python tools/bench/bench_kernels.py spin`).
+threadpoolctl has no call for this (it sets thread counts only), so this part
+talks to OpenBLAS itself, through the library handle threadpoolctl found.
 """
 
-import ctypes
-import glob
+import functools
 import os
 
-import numpy as np
+import numpy as np  # noqa: F401  (loads NumPy's BLAS, so that threadpoolctl finds it)
+from threadpoolctl import ThreadpoolController
 
-_SETTERS = (
-    "scipy_openblas_set_num_threads64_",
-    "scipy_openblas_set_num_threads",
-    "openblas_set_num_threads64_",
-    "openblas_set_num_threads",
-)
-_GETTERS = tuple(name.replace("set_num", "get_num") for name in _SETTERS)
-
-_api = None  # (setter, getter) once looked up; (None, None) when there is no OpenBLAS
-_lib = None  # the OpenBLAS library (ctypes.CDLL) found by _lookup
 TIMEOUT_ENV = "OPENBLAS_THREAD_TIMEOUT"
 
 
-def _candidate_paths():
-    """Loaded shared objects whose name says OpenBLAS, then NumPy's bundled ones on disk."""
-    paths = []
-    try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                path = line.rsplit(" ", 1)[-1].strip()
-                if "openblas" in os.path.basename(path).lower() and path not in paths:
-                    paths.append(path)
-    except OSError:  # not Linux
-        pass
-    libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    paths += sorted(glob.glob(os.path.join(libs, "*openblas*")))
-    return paths
-
-
-def _lookup():
-    global _api, _lib
-    if _api is None:
-        _api = (None, None)
-        for path in _candidate_paths():
-            try:
-                lib = ctypes.CDLL(path)  # already loaded by NumPy: this only returns a handle
-            except OSError:
-                continue
-            setter = next((getattr(lib, n) for n in _SETTERS if hasattr(lib, n)), None)
-            getter = next((getattr(lib, n) for n in _GETTERS if hasattr(lib, n)), None)
-            if setter is not None:
-                setter.restype = None
-                setter.argtypes = [ctypes.c_int]
-                if getter is not None:
-                    getter.restype = ctypes.c_int
-                    getter.argtypes = []
-                _api, _lib = (setter, getter), lib
-                break
-    return _api
+@functools.lru_cache(maxsize=None)
+def _blas_libraries():
+    """threadpoolctl's controller of each BLAS loaded in this process, looked up once."""
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
 def set_threads(n):
-    """Use n threads in BLAS calls from now on (process-wide). False when the BLAS is not OpenBLAS."""
-    setter, _ = _lookup()
-    if setter is None:
-        return False
-    setter(int(n))
-    return True
+    """Use n threads in BLAS calls from now on (process-wide). False when no BLAS was found."""
+    libraries = _blas_libraries()
+    for library in libraries:
+        # threadpoolctl >= 3.8 lets only the first thread that set a pthreads OpenBLAS set it
+        # again; a model built in another thread must still get the count it asks for.
+        release = getattr(library, "clear_controlling_thread", None)
+        if release is not None:
+            release(force=True)
+        library.set_num_threads(int(n))
+    return bool(libraries)
 
 
 def get_threads():
-    """BLAS threads now in use, or None when unknown."""
-    _, getter = _lookup()
-    return None if getter is None else int(getter())
+    """BLAS threads now in use (the most of any BLAS loaded), or None when unknown."""
+    counts = [library.num_threads for library in _blas_libraries()]
+    counts = [count for count in counts if count is not None]
+    return max(counts) if counts else None
 
 
 def sleep_when_idle():
@@ -95,14 +61,19 @@ def sleep_when_idle():
     OpenBLAS's thread pool, so call it when no other thread is inside a BLAS call
     (kernels/cpu.py does, once, at import). Returns True when the setting took effect.
     """
-    _lookup()
-    if _lib is None or TIMEOUT_ENV in os.environ:
+    if TIMEOUT_ENV in os.environ:
         return False
-    try:
-        read_env, shutdown = _lib.openblas_read_env, _lib.blas_thread_shutdown_
-    except AttributeError:  # not an OpenBLAS with these entry points
+    entry_points = []
+    for library in _blas_libraries():
+        if library.internal_api == "openblas":
+            try:
+                entry_points.append((library.dynlib.openblas_read_env, library.dynlib.blas_thread_shutdown_))
+            except AttributeError:  # an OpenBLAS without these entry points
+                pass
+    if not entry_points:
         return False
     os.environ[TIMEOUT_ENV] = "4"  # 2**4 cycles, the minimum OpenBLAS accepts
-    read_env()  # OpenBLAS caches its environment at load: read it again
-    shutdown()  # the next BLAS call starts the threads again, with the new timeout
+    for read_env, shutdown in entry_points:
+        read_env()  # OpenBLAS caches its environment at load: read it again
+        shutdown()  # the next BLAS call starts the threads again, with the new timeout
     return True

@@ -16,7 +16,7 @@ Threading. Numba's OpenMP threads spin after each parallel region by default,
 and on a machine with as many threads as cores that spinning steals the cores
 from the next BLAS call (measured on 2 cores: a 128x768x3072 GEMM followed by a
 trivial parallel kernel, 8.0 ms instead of 3.6 ms; at 8 rows, 8.0 instead of
-0.8 ms: `python tools/bench_kernels.py spin`). So this module asks OpenMP to
+0.8 ms: `python tools/bench/bench_kernels.py spin`). So this module asks OpenMP to
 sleep at once (OMP_WAIT_POLICY=PASSIVE, unless the user set it) before the
 runtime starts, and prefers the OpenMP threading layer, whose wake-up costs
 ~20 us; TBB and the workqueue layer are the fallbacks. The setting only takes
@@ -35,6 +35,8 @@ import math
 import os
 import sys
 import threading
+import types
+from typing import Callable, NamedTuple
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by libgomp / libomp when it loads
 
@@ -44,7 +46,8 @@ from numba import njit, prange  # noqa: E402
 
 from . import blas  # noqa: E402
 from .fastmath import erf64, exp64, maxnum, prefetch  # noqa: E402
-from .reference import ACTIVATIONS, FLOAT32_MIN  # noqa: E402
+from .protocol import Ops  # noqa: E402
+from .reference import ACT_CODES, ACT_NONE, FLOAT32_MIN, activation_code  # noqa: E402
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
@@ -55,14 +58,42 @@ blas.sleep_when_idle()  # the same problem the other way round: OpenBLAS's threa
 CONTRACT = {"contract"}  # a*b+c may become one FMA (one rounding instead of two)
 REDUCE = {"contract", "reassoc"}  # sums may be reordered, so that they vectorize
 
-ACT_NONE, ACT_GELU, ACT_GELU_NEW, ACT_RELU, ACT_SILU = 0, 1, 2, 3, 4
-ACT_CODES = {None: ACT_NONE, "gelu": ACT_GELU, "gelu_new": ACT_GELU_NEW, "relu": ACT_RELU,
-             "silu": ACT_SILU, "swish": ACT_SILU}
+# Numba freezes globals into the kernels it caches, and its cache checks only this file for
+# changes: after changing a code in reference.py (or anything in fastmath.py), delete kernels/__pycache__.
+ACT_GELU, ACT_GELU_NEW, ACT_RELU, ACT_SILU = (ACT_CODES[name] for name in ("gelu", "gelu_new", "relu", "silu"))
 
 SERIAL_WORK = 1 << 15  # kernels with less work than this (elements or multiply-adds) run in the calling thread
 
 _SQRT_HALF = 0.7071067811865476
 _SQRT_2_OVER_PI = 0.7978845608028654
+
+
+class Kernel(NamedTuple):
+    """One kernel compiled twice from one Python function.
+
+    `parallel` runs its prange loop on Numba's thread pool; `serial` runs the
+    same loop as a plain range in the calling thread, for small inputs, where
+    waking the pool (~10-20 us) costs more than the work.
+    """
+
+    parallel: Callable
+    serial: Callable
+
+
+def parallel_and_serial(fastmath):
+    """Decorator: compile `fn` into a Kernel (parallel and serial), with these fast-math flags."""
+
+    def compile_twice(fn):
+        # The serial copy needs a name of its own: Numba's cache names its files after the
+        # function and its line, not the compile flags, so under one name the serial kernel
+        # loaded the parallel one from the cache (seen with numba.get_thread_id in its loop).
+        serial = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
+                                    fn.__closure__)
+        serial.__qualname__ = fn.__qualname__ + "_serial"
+        options = dict(fastmath=fastmath, error_model="numpy", cache=True)
+        return Kernel(njit(parallel=True, **options)(fn), njit(**options)(serial))
+
+    return compile_twice
 
 
 # ---------------------------------------------------------------- element-wise
@@ -94,9 +125,9 @@ def _row_bias_act(x, bias, out, i, act):
             out[i, j] = x[i, j] + bias[j]
 
 
-@njit(parallel=True, fastmath=CONTRACT, error_model="numpy", cache=True)
+@parallel_and_serial(CONTRACT)
 def _bias_act(y, bias, act):
-    """y = act(y + bias) in place, for 2-D y and bias (N,).
+    """y = act(y + bias) in place, for y (N, Out) and bias (Out,).
 
     In place through one array argument on purpose: given the same array as
     input and output, LLVM's overlap check fails and it runs the scalar loop
@@ -107,24 +138,11 @@ def _bias_act(y, bias, act):
         _row_bias_act(y, bias, y, i, act)
 
 
-@njit(fastmath=CONTRACT, error_model="numpy", cache=True)
-def _bias_act_serial(y, bias, act):
-    for i in range(y.shape[0]):
-        _row_bias_act(y, bias, y, i, act)
-
-
-@njit(parallel=True, fastmath=CONTRACT, error_model="numpy", cache=True)
+@parallel_and_serial(CONTRACT)
 def _activation(x, out, act):
-    """out = act(x) for 2-D x and out (distinct arrays)."""
+    """out = act(x) for 2-D x and out of one shape (distinct arrays)."""
     zero = np.zeros(x.shape[1], np.float32)
     for i in prange(x.shape[0]):
-        _row_bias_act(x, zero, out, i, act)
-
-
-@njit(fastmath=CONTRACT, error_model="numpy", cache=True)
-def _activation_serial(x, out, act):
-    zero = np.zeros(x.shape[1], np.float32)
-    for i in range(x.shape[0]):
         _row_bias_act(x, zero, out, i, act)
 
 
@@ -136,13 +154,13 @@ SMALL_N_BLOCK = 24  # weight rows per parallel task
 
 @njit(parallel=True, fastmath=REDUCE, error_model="numpy", cache=True)
 def _matmul_small(x, w, bias, out):
-    """out = x @ wᵀ + bias for few rows (x (M, K) with M % 4 == 0, w (N, K) as stored in the checkpoint).
+    """out = x @ wᵀ + bias for few rows: x (M, In) with M % 4 == 0, w (Out, In) as stored in the checkpoint.
 
     OpenBLAS packs (copies) the whole weight on every call, which dominates
     when x has few rows: at M = 8 its sgemm reaches a fraction of its peak.
     Here each weight row is read once per 4 rows of x, straight from the
     checkpoint layout: 4 x 4 dot products share their loads, and each is a
-    vectorized sum over K (its summation order differs from BLAS, within
+    vectorized sum over In (its summation order differs from BLAS, within
     float32 rounding). Weights stream from memory: touching the start of
     the next 4 rows while computing these starts the hardware prefetcher
     early (measured at 8 rows, 2 threads: 9.0 ms instead of 10.4 per pass
@@ -223,16 +241,10 @@ def _layernorm_row(x, residual, gamma, beta, eps, out, i):
         out[i, j] = (out[i, j] - m32) * inv32 * gamma[j] + beta[j]
 
 
-@njit(parallel=True, fastmath=REDUCE, error_model="numpy", cache=True)
+@parallel_and_serial(REDUCE)
 def _layernorm(x, residual, gamma, beta, eps, out):
-    """out = LayerNorm(x + residual) over the last axis of 2-D arrays."""
+    """out = LayerNorm(x + residual) over the last axis of 2-D arrays (N, D)."""
     for i in prange(x.shape[0]):
-        _layernorm_row(x, residual, gamma, beta, eps, out, i)
-
-
-@njit(fastmath=REDUCE, error_model="numpy", cache=True)
-def _layernorm_serial(x, residual, gamma, beta, eps, out):
-    for i in range(x.shape[0]):
         _layernorm_row(x, residual, gamma, beta, eps, out, i)
 
 
@@ -381,42 +393,24 @@ def _attention_head(q, k, v, attend, scale, out, b, h):
         _weighted_sum(rows[0], rows[1], vh, acc, out[b, h, i], out[b, h, j])
 
 
-# One task per (batch, head); the serial twins skip waking the thread pool for tiny inputs.
+# One task per (batch, head).
 
 
-@njit(parallel=True, fastmath=CONTRACT, error_model="numpy", cache=True)
+@parallel_and_serial(CONTRACT)
 def _attention_probs(q, k, attend, scale, probs):
     for bh in prange(q.shape[0] * q.shape[1]):
         _probs_head(q, k, attend, scale, probs, bh // q.shape[1], bh % q.shape[1])
 
 
-@njit(fastmath=CONTRACT, error_model="numpy", cache=True)
-def _attention_probs_serial(q, k, attend, scale, probs):
-    for bh in range(q.shape[0] * q.shape[1]):
-        _probs_head(q, k, attend, scale, probs, bh // q.shape[1], bh % q.shape[1])
-
-
-@njit(parallel=True, fastmath=CONTRACT, error_model="numpy", cache=True)
+@parallel_and_serial(CONTRACT)
 def _attention_context(probs, v, out):
     for bh in prange(probs.shape[0] * probs.shape[1]):
         _context_head(probs, v, out, bh // probs.shape[1], bh % probs.shape[1])
 
 
-@njit(fastmath=CONTRACT, error_model="numpy", cache=True)
-def _attention_context_serial(probs, v, out):
-    for bh in range(probs.shape[0] * probs.shape[1]):
-        _context_head(probs, v, out, bh // probs.shape[1], bh % probs.shape[1])
-
-
-@njit(parallel=True, fastmath=CONTRACT, error_model="numpy", cache=True)
+@parallel_and_serial(CONTRACT)
 def _attention(q, k, v, attend, scale, out):
     for bh in prange(q.shape[0] * q.shape[1]):
-        _attention_head(q, k, v, attend, scale, out, bh // q.shape[1], bh % q.shape[1])
-
-
-@njit(fastmath=CONTRACT, error_model="numpy", cache=True)
-def _attention_serial(q, k, v, attend, scale, out):
-    for bh in range(q.shape[0] * q.shape[1]):
         _attention_head(q, k, v, attend, scale, out, bh // q.shape[1], bh % q.shape[1])
 
 
@@ -486,10 +480,11 @@ def _rows(x):
 
 
 
-class NumbaOps:
+class NumbaOps(Ops):
     """The Numba CPU backend. Same methods and results as reference.NumpyOps, within float32 rounding."""
 
     name = "numba"
+    keeps_outputs_on_device = False
 
     def __init__(self, threads=None):
         self.threads = threads
@@ -509,6 +504,10 @@ class NumbaOps:
             numba.set_num_threads(n)
         return n > 1 and work >= self.serial_work
 
+    def _run(self, kernel, work, *args):
+        """kernel(*args) on the thread pool, or in this thread when `work` is too little to pay for waking it."""
+        (kernel.parallel if self._parallel(work) else kernel.serial)(*args)
+
     def _empty(self, shape):
         return np.empty(shape, np.float32) if self.workspace is None else self.workspace.empty(shape)
 
@@ -526,66 +525,58 @@ class NumbaOps:
     def to_numpy(self, x):
         return np.asarray(x)
 
-    def _bias_act(self, y, bias, act):
-        kernel = _bias_act if self._parallel(y.size) else _bias_act_serial
-        kernel(y, bias, act)
-
     def linear(self, x, weight, bias=None, activation=None):
-        act = _activation_code(activation)
+        act = activation_code(activation, optional=True)
         x = _f32(x)
-        x2 = _rows(x)  # (M, E)
+        x2 = _rows(x)  # (N, In)
         rows, cols = x2.shape[0], weight.shape[0]
-        weight = np.ascontiguousarray(weight, dtype=np.float32)  # (F, E); prepare() made it so already
-        bias = _f32(bias) if bias is not None else np.zeros(cols, np.float32)  # (F,)
+        weight = np.ascontiguousarray(weight, dtype=np.float32)  # (Out, In); prepare() made it so already
+        bias = _f32(bias) if bias is not None else np.zeros(cols, np.float32)  # (Out,)
         if rows <= SMALL_M_MAX:
             padded = rows + (-rows) % 4  # the kernel takes rows 4 at a time
             if padded != rows or not x2.flags.c_contiguous:
                 xp = np.zeros((padded, x2.shape[1]), np.float32)
                 xp[:rows] = x2
                 x2 = xp
-            y = self._empty((padded, cols))  # (M, F)
+            y = self._empty((padded, cols))  # (N + pad, Out)
             self._parallel(weight.size)
             _matmul_small(x2, weight, bias, y)  # bias added in the kernel
             if act != ACT_NONE:
-                self._bias_act(y, np.zeros(cols, np.float32), act)
+                self._run(_bias_act, y.size, y, np.zeros(cols, np.float32), act)
             y = y[:rows]
         else:
-            y = np.matmul(x2, weight.T, out=self._empty((rows, cols)))  # (M, E) @ (E, F) -> (M, F), BLAS
-            self._bias_act(y, bias, act)
+            y = np.matmul(x2, weight.T, out=self._empty((rows, cols)))  # (N, In) @ (In, Out) -> (N, Out), BLAS
+            self._run(_bias_act, y.size, y, bias, act)
         return y.reshape(x.shape[:-1] + (cols,))
 
     def activation(self, x, name):
-        act = _activation_code(name, optional=False)
+        act = activation_code(name)
         x = _f32(x)
         out = self._empty(x.shape)
         if x.size:
-            kernel = _activation if self._parallel(x.size) else _activation_serial
-            kernel(_rows(x), _rows(out), act)
+            self._run(_activation, x.size, _rows(x), _rows(out), act)
         return out
 
     def attention_probs(self, q, k, key_mask, scale):
         q, k = _f32(q), _f32(k)
         batch, heads, queries, head_dim = q.shape
-        probs = self._empty((batch, heads, queries, k.shape[2]))
-        kernel = _attention_probs if self._parallel(probs.size * head_dim) else _attention_probs_serial
-        kernel(q, k, _attend(key_mask), np.float32(scale), probs)
+        probs = self._empty((batch, heads, queries, k.shape[2]))  # (B, H, S, T)
+        self._run(_attention_probs, probs.size * head_dim, q, k, _attend(key_mask), np.float32(scale), probs)
         return probs
 
     def attention_context(self, probs, v):
         probs, v = _f32(probs), _f32(v)
         batch, heads, queries, _ = probs.shape
-        out = self._heads_layout(batch, heads, queries, v.shape[3])
-        kernel = _attention_context if self._parallel(probs.size * v.shape[3]) else _attention_context_serial
-        kernel(probs, v, out)
+        out = self._heads_layout(batch, heads, queries, v.shape[3])  # (B, H, S, Dh)
+        self._run(_attention_context, probs.size * v.shape[3], probs, v, out)
         return out
 
     def attention(self, q, k, v, key_mask, scale):
         """attention_context(attention_probs(q, k, key_mask, scale), v), without storing the probabilities."""
         q, k, v = _f32(q), _f32(k), _f32(v)
         batch, heads, queries, head_dim = q.shape
-        out = self._heads_layout(batch, heads, queries, v.shape[3])
-        kernel = _attention if self._parallel(2 * q.size * k.shape[2]) else _attention_serial
-        kernel(q, k, v, _attend(key_mask), np.float32(scale), out)
+        out = self._heads_layout(batch, heads, queries, v.shape[3])  # (B, H, S, Dh)
+        self._run(_attention, 2 * q.size * k.shape[2], q, k, v, _attend(key_mask), np.float32(scale), out)
         return out
 
     def layernorm(self, x, gamma, beta, eps, residual=None):
@@ -597,15 +588,6 @@ class NumbaOps:
                 x, residual = np.broadcast_to(x, shape), np.broadcast_to(residual, shape)
         out = self._empty(x.shape)
         if x.size:
-            kernel = _layernorm if self._parallel(x.size) else _layernorm_serial
-            kernel(_rows(x), None if residual is None else _rows(residual), _f32(gamma), _f32(beta), float(eps),
-                   _rows(out))
+            self._run(_layernorm, x.size, _rows(x), None if residual is None else _rows(residual), _f32(gamma),
+                      _f32(beta), float(eps), _rows(out))
         return out
-
-
-def _activation_code(name, optional=True):
-    if name is None and optional:
-        return ACT_NONE
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}: expected one of {', '.join(ACTIVATIONS)}")
-    return ACT_CODES[name]

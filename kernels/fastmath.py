@@ -9,7 +9,7 @@ their own rounding stays far below float32 resolution:
     erf(x) = x * Q(x*x) for |x| <= 4,  sign(x) beyond (erf(4) = 1 - 1.5e-8 is 1.0 in float32)
 
 Error bound, relative, for a float32 argument and a float32 result:
-    fit error (exp 2.6e-9, erf 2.5e-9, printed by tools/fit_fastmath.py)
+    fit error (exp 2.6e-9, erf 2.5e-9, printed by tools/goldens/fit_fastmath.py)
     + final rounding to float32 (2**-24 = 5.96e-8)  <  7e-8, well under 2e-7.
 tests/test_kernels.py checks the bound against math.exp / math.erf on dense grids.
 """
@@ -20,7 +20,7 @@ import llvmlite.ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-# Coefficients, lowest degree first, from `python tools/fit_fastmath.py`
+# Coefficients, lowest degree first, from `python tools/goldens/fit_fastmath.py`
 # (interpolation at Chebyshev nodes, converted to monomials).
 EXP_COEFFS = (0.9999999999595485, 1.0000000377274472, 0.5000000107749288, 0.16666415477239985,
               0.041666218274701405, 0.008375128890027748, 0.0013948580801952533)  # fit error 2.59e-09

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .reference import ACTIVATIONS
+from .protocol import Ops
+from .reference import ACT_NONE, activation_code
 
 KERNEL_DIR = Path(__file__).resolve().parent
 # Each CUDA source and the kernels gpu.py launches from it.
@@ -35,9 +36,6 @@ KERNEL_SOURCES = {
 }
 TF32_ENV = "MINIDISTIL_TF32"
 INSTALL_HINT = "pip install minidistil[gpu]"
-
-# Activation codes of bias_act.cu (its ACT_* defines); None = bias only.
-ACT_CODES = {None: 0, "gelu": 1, "gelu_new": 2, "relu": 3, "silu": 4, "swish": 4}
 
 ELEMENTWISE_THREADS = 256
 ELEMENTWISE_MAX_BLOCKS = 65535  # bias_act_f32 loops over the rest (grid-stride)
@@ -93,15 +91,6 @@ def _env_flag(name):
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _activation_code(name, optional=False):
-    """bias_act.cu's code for an activation name (None: no activation, where `optional`)."""
-    if name is None and optional:
-        return ACT_CODES[None]
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}: expected one of {', '.join(ACTIVATIONS)}")
-    return ACT_CODES[name]
-
-
 def gemm_plan(rows, inner, cols, right_transposed):
     """cuBLAS arguments for the row-major product C[rows, cols] = L[rows, inner] @ R.
 
@@ -128,7 +117,7 @@ def rows_launch(rows):
     return (max(1, -(-rows // WARPS_PER_BLOCK)),), (32 * WARPS_PER_BLOCK,)
 
 
-class CupyOps:
+class CupyOps(Ops):
     """The ops of NumpyOps, computed on the current CUDA device with CuPy.
 
     tf32: allow TensorFloat-32 in the matrix products (faster, ~1e-3 relative
@@ -165,7 +154,7 @@ class CupyOps:
 
     def linear(self, x, weight, bias=None, activation=None):
         """act(x @ weightᵀ + bias): one cuBLAS product, then bias and activation fused in one kernel."""
-        act = _activation_code(activation, optional=True)
+        act = activation_code(activation, optional=True)  # bias_act.cu's ACT_* code
         x, weight = self._f32(x), self._f32(weight)
         inner = x.shape[-1]
         out_features = weight.shape[0]
@@ -173,19 +162,19 @@ class CupyOps:
             raise ValueError(f"linear: weight {weight.shape} does not fit input {x.shape} (weights are [out, in])")
         y = self.cp.empty(x.shape[:-1] + (out_features,), dtype=self.cp.float32)
         self._matmul(x, weight, y, math.prod(x.shape[:-1]), inner, out_features, right_transposed=True)
-        if bias is not None or act:
+        if bias is not None or act != ACT_NONE:
             self._bias_act(y, None if bias is None else self._f32(bias), y, act)
         return y
 
     def activation(self, x, name):
-        code = _activation_code(name)
+        code = activation_code(name)
         x = self._f32(x)
         y = self.cp.empty_like(x)
         self._bias_act(x, None, y, code)
         return y
 
     def attention_probs(self, q, k, key_mask, scale):
-        """softmax(mask(q·scale @ kᵀ)): q [B, H, S, D], k [B, H, T, D], key_mask [B, T] -> [B, H, S, T]."""
+        """softmax(mask(q·scale @ kᵀ)): q [B, H, S, Dh], k [B, H, T, Dh], key_mask [B, T] -> [B, H, S, T]."""
         q, k = self._f32(q), self._f32(k)
         batch, heads, queries, head_dim = q.shape
         keys = k.shape[2]
@@ -199,7 +188,7 @@ class CupyOps:
         mask = self.cp.ascontiguousarray(mask)  # bool: one byte per key, read as unsigned char
         scores = self.cp.empty((batch, heads, queries, keys), dtype=self.cp.float32)
         # The reference scales q before the product; scaling the product (alpha) is the
-        # same up to float32 rounding, and exact for a power-of-two scale (1/8 for D = 64).
+        # same up to float32 rounding, and exact for a power-of-two scale (1/8 for Dh = 64).
         self._matmul(q, k, scores, queries, head_dim, keys, right_transposed=True, batch=batch * heads, alpha=scale)
         rows = batch * heads * queries
         if rows and keys:
@@ -212,7 +201,7 @@ class CupyOps:
         return self.attention_context(self.attention_probs(q, k, key_mask, scale), v)
 
     def attention_context(self, probs, v):
-        """probs [B, H, S, T] @ v [B, H, T, D] -> [B, H, S, D]."""
+        """probs [B, H, S, T] @ v [B, H, T, Dh] -> [B, H, S, Dh]."""
         probs, v = self._f32(probs), self._f32(v)
         batch, heads, queries, keys = probs.shape
         head_dim = v.shape[-1]
@@ -223,7 +212,7 @@ class CupyOps:
         return out
 
     def layernorm(self, x, gamma, beta, eps, residual=None):
-        """LayerNorm over the last axis of x (+ residual), in one kernel."""
+        """LayerNorm over the last axis of x [..., D] (+ residual), in one kernel."""
         x, gamma, beta = self._f32(x), self._f32(gamma), self._f32(beta)
         cols = x.shape[-1]
         if gamma.shape != (cols,) or beta.shape != (cols,):

@@ -1,11 +1,15 @@
 """The reference backend: every op the model needs, in plain NumPy (float32).
 
 This file is the specification the fast backends are tested against, so it
-favours the obvious formula over speed. Shapes use:
-    B batch, H heads, S query length, T key length, D head dim, E in, F out.
+favours the obvious formula over speed. Shapes, in the model's legend:
+    B batch, S sequence (query) length, T key length (= S in self-attention),
+    D model dim, H heads, Dh head dim (D / H), F FFN dim, V vocab;
+    a linear maps [..., In] to [..., Out].
 """
 
 import numpy as np
+
+from .protocol import Ops
 
 FLOAT32_MIN = np.finfo(np.float32).min  # masked scores: the reference fills with this, not -inf
 
@@ -57,23 +61,33 @@ def silu(x):
 
 ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_new, "relu": relu, "silu": silu, "swish": silu}
 
+# The number each activation has in the fast kernels: cpu.py's branches and bias_act.cu's ACT_* defines.
+ACT_NONE = 0  # no activation (bias only)
+ACT_CODES = {"gelu": 1, "gelu_new": 2, "relu": 3, "silu": 4, "swish": 4}
+
+
+def activation_code(name, optional=False):
+    """The kernels' code for the activation called `name`; None means none where `optional`, else it is an error."""
+    if name is None and optional:
+        return ACT_NONE
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}: expected one of {', '.join(ACTIVATIONS)}")
+    return ACT_CODES[name]
+
 
 def activation(x, name):
     """Apply the activation called `name` (a key of ACTIVATIONS) element-wise."""
-    try:
-        fn = ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}: expected one of {', '.join(ACTIVATIONS)}") from None
-    return fn(x)
+    activation_code(name)  # a clear error for an unknown name
+    return ACTIVATIONS[name](x)
 
 
 def linear(x, weight, bias=None, activation_name=None):
     """y = act(x @ weightᵀ + bias). Weights are stored [out, in], as in the checkpoint."""
     # One 2-D GEMM over all rows: NumPy's 3-D @ loops over the batch and is ~3x slower.
-    rows = x.reshape(-1, x.shape[-1])  # [..., E] -> [N, E]
-    y = (rows @ weight.T).reshape(*x.shape[:-1], weight.shape[0])  # [N, E] @ [E, F] -> [..., F]
+    rows = x.reshape(-1, x.shape[-1])  # [..., In] -> [N, In]
+    y = (rows @ weight.T).reshape(*x.shape[:-1], weight.shape[0])  # [N, In] @ [In, Out] -> [..., Out]
     if bias is not None:
-        y = y + bias  # [..., F]
+        y = y + bias  # [..., Out]
     if activation_name is not None:
         y = activation(y, activation_name)
     return y
@@ -89,19 +103,19 @@ def softmax(x, axis=-1):
 def attention_probs(q, k, key_mask, scale):
     """Masked, scaled attention probabilities.
 
-    q [B, H, S, D], k [B, H, T, D], key_mask [B, T] (1 = attend, 0 = padding) -> [B, H, S, T].
+    q [B, H, S, Dh], k [B, H, T, Dh], key_mask [B, T] (1 = attend, 0 = padding) -> [B, H, S, T].
     q is scaled before the product, as the reference does. Masked scores are
     set to the most negative float32, not -inf, so a fully masked row becomes
     a uniform distribution (all scores equal) instead of NaN.
     """
-    scores = (q * np.float32(scale)) @ k.transpose(0, 1, 3, 2)  # [B, H, S, D] @ [B, H, D, T] -> [B, H, S, T]
+    scores = (q * np.float32(scale)) @ k.transpose(0, 1, 3, 2)  # [B, H, S, Dh] @ [B, H, Dh, T] -> [B, H, S, T]
     masked = (key_mask == 0)[:, None, None, :]  # [B, 1, 1, T]
     scores = np.where(masked, FLOAT32_MIN, scores)
     return softmax(scores, axis=-1).astype(np.float32)
 
 
 def attention_context(probs, v):
-    """Weighted sum of values: [B, H, S, T] @ [B, H, T, D] -> [B, H, S, D]."""
+    """Weighted sum of values: [B, H, S, T] @ [B, H, T, Dh] -> [B, H, S, Dh]."""
     return probs @ v
 
 
@@ -115,7 +129,7 @@ def attention(q, k, v, key_mask, scale):
 
 
 def layernorm(x, gamma, beta, eps, residual=None):
-    """LayerNorm over the last axis, of x + residual when a residual is given.
+    """LayerNorm over the last axis ([..., D]), of x + residual when a residual is given.
 
     Biased variance (divide by n), eps inside the square root, as torch does.
     """
@@ -126,10 +140,11 @@ def layernorm(x, gamma, beta, eps, residual=None):
     return ((x - mean) / np.sqrt(var + np.float32(eps)) * gamma + beta).astype(np.float32)
 
 
-class NumpyOps:
+class NumpyOps(Ops):
     """The reference backend as an Ops object. Arrays stay NumPy float32 throughout."""
 
     name = "numpy"
+    keeps_outputs_on_device = False
 
     def __init__(self, threads=None):
         self.threads = threads

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import gpu_emulation as emu
-from minidistil.kernels import get_ops, gpu, reference
+from minidistil.kernels import Ops, get_ops, gpu, reference
 
 REF = reference.NumpyOps()
 SOURCES = {name: (gpu.KERNEL_DIR / name).read_text(encoding="utf-8") for name in gpu.KERNEL_SOURCES}
@@ -155,6 +155,11 @@ def test_layernorm_matches_reference(ops, shape, eps, offset, with_residual):
 # -- the backend's interface -------------------------------------------------------
 
 
+def test_is_an_ops_that_keeps_outputs_on_the_device(ops):
+    """The class's members and signatures are checked in test_kernels_protocol.py; this is the live object."""
+    assert isinstance(ops, Ops) and ops.name == "cupy" and ops.keeps_outputs_on_device is True
+
+
 def test_prepare_uploads_float32_contiguous_weights_once(ops):
     weights = {"a.weight": np.asfortranarray(np.arange(12, dtype=np.float64).reshape(3, 4)), "a.bias": [1, 2, 3]}
     prepared = ops.prepare(weights)
@@ -234,11 +239,12 @@ def test_every_launched_kernel_is_defined_in_its_source():
 
 
 def test_activation_codes_match_bias_act_cu():
+    """The one table of activation codes (reference.py) is the one bias_act.cu (and cpu.py) branch on."""
     defines = dict(re.findall(r"#define ACT_(\w+) (\d+)", SOURCES["bias_act.cu"]))
-    assert {None if n == "NONE" else n.lower(): int(c) for n, c in defines.items()} == {
-        k: v for k, v in gpu.ACT_CODES.items() if k != "swish"}
-    assert gpu.ACT_CODES["swish"] == gpu.ACT_CODES["silu"]
-    assert set(gpu.ACT_CODES) - {None} == set(reference.ACTIVATIONS)
+    assert {n.lower(): int(c) for n, c in defines.items()} == {
+        "none": reference.ACT_NONE, **{k: v for k, v in reference.ACT_CODES.items() if k != "swish"}}
+    assert reference.ACT_CODES["swish"] == reference.ACT_CODES["silu"]
+    assert set(reference.ACT_CODES) == set(reference.ACTIVATIONS)
 
 
 def column_major_gemm(transa, transb, m, n, k, alpha, a, lda, sa, b, ldb, sb, c, ldc, sc, batch):

@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -105,8 +106,8 @@ def test_maxnum_vectorizable_max_ignores_nan():
 
 
 def test_fitted_coefficients_are_the_ones_in_use():
-    """fastmath.py holds the output of tools/fit_fastmath.py; refitting gives the same numbers."""
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    """fastmath.py holds the output of tools/goldens/fit_fastmath.py; refitting gives the same numbers."""
+    sys.path.insert(0, os.path.join(ROOT, "tools", "goldens"))
     try:
         import fit_fastmath
     finally:
@@ -178,6 +179,24 @@ def test_threads_reach_numba_and_blas():
             blas.set_threads(before)
 
 
+def test_blas_threads_follow_the_latest_backend_from_any_thread():
+    """BLAS threads are process-wide: the backend built last sets them, whichever thread builds it
+    (threadpoolctl >= 3.8 on its own ignores all but the first thread that set a pthreads OpenBLAS)."""
+    before = blas.get_threads()
+    if before is None:
+        pytest.skip("threadpoolctl finds no BLAS in this process")
+    try:
+        blas.set_threads(1)
+        builder = threading.Thread(target=NumpyOps, kwargs={"threads": 2})
+        builder.start()
+        builder.join()
+        assert blas.get_threads() == min(2, os.cpu_count())
+        blas.set_threads(1)
+        assert blas.get_threads() == 1
+    finally:
+        blas.set_threads(before)
+
+
 def test_openmp_threads_sleep_instead_of_spinning():
     """Importing the Numba backend asks OpenMP to sleep at once (see kernels/cpu.py), unless the user chose."""
     code = (
@@ -201,12 +220,12 @@ def test_openblas_threads_sleep_instead_of_spinning():
     code = (
         "import ctypes, numpy as np\n"
         "from minidistil.kernels import blas, cpu\n"
-        "blas._lookup()\n"
-        "if blas._lib is None: print('no-openblas'); raise SystemExit\n"
-        "blas._lib.openblas_thread_timeout.restype = ctypes.c_uint\n"
+        "libs = [lib.dynlib for lib in blas._blas_libraries() if lib.internal_api == 'openblas']\n"
+        "if not libs: print('no-openblas'); raise SystemExit\n"
+        "libs[0].openblas_thread_timeout.restype = ctypes.c_uint\n"
         "a = np.arange(12.0, dtype=np.float32).reshape(3, 4)\n"
         "assert np.array_equal(a @ a.T, a.astype(np.float64) @ a.T.astype(np.float64))  # BLAS still works\n"
-        "print(blas._lib.openblas_thread_timeout())"
+        "print(libs[0].openblas_thread_timeout())"
     )
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
@@ -216,6 +235,46 @@ def test_openblas_threads_sleep_instead_of_spinning():
     env["OPENBLAS_THREAD_TIMEOUT"] = "20"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "20"
+
+
+# ---------------------------------------------------------------- parallel and serial variants
+
+THREAD_IDS_KERNEL = """
+import numba
+from numba import prange
+from minidistil.kernels.cpu import parallel_and_serial
+
+
+@parallel_and_serial(set())
+def thread_ids(out):
+    for i in prange(out.shape[0]):
+        out[i] = numba.get_thread_id()
+"""
+
+THREAD_IDS_RUN = """
+import numpy as np
+import thread_ids_kernel as m
+for variant in ("parallel", "serial"):
+    out = np.zeros(64, np.int64)
+    getattr(m.thread_ids, variant)(out)
+    print(variant, len(set(out.tolist())), sum(getattr(m.thread_ids, variant).stats.cache_hits.values()))
+"""
+
+
+def test_serial_variant_stays_serial_through_numbas_cache(tmp_path):
+    """Both variants of one kernel are cached, each as itself: Numba keys its cache by function
+    name, not by parallel=, so two variants under one name would load each other's code."""
+    (tmp_path / "thread_ids_kernel.py").write_text(THREAD_IDS_KERNEL)
+    # workqueue: built into every Numba, and it always hands each of the 2 threads part of the loop
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "NUMBA_NUM_THREADS": "2",
+           "NUMBA_THREADING_LAYER": "workqueue", "PYTHONPATH": os.pathsep.join([str(tmp_path), ROOT])}
+    runs = []
+    for _ in range(2):  # the first compiles and saves, the second loads from the cache
+        out = subprocess.run([sys.executable, "-c", THREAD_IDS_RUN], env=env, cwd=ROOT, capture_output=True,
+                             text=True, check=True)
+        runs.append({variant: (int(threads), int(hits)) for variant, threads, hits in map(str.split, out.stdout.splitlines())})
+    assert runs[0] == {"parallel": (2, 0), "serial": (1, 0)}
+    assert runs[1] == {"parallel": (2, 1), "serial": (1, 1)}
 
 
 # ---------------------------------------------------------------- fixed cases of each op

@@ -10,11 +10,9 @@ which also work on CuPy arrays.
 
 import numpy as np
 
+from ..kernels import ACTIVATIONS as KERNEL_ACTIVATIONS
 from ..kernels.reference import gelu_new
-
 from .errors import AdapterError
-
-KERNEL_ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu", "swish")
 
 
 def _f32(x, like):

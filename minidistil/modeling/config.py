@@ -33,11 +33,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
+from ..kernels import ACTIVATIONS as KERNEL_ACTIVATIONS
 
 CONFIG_NAME = "config.json"
 MODEL_TYPE = "distilbert"
 LAYER_NORM_EPS = 1e-12  # fixed in the reference's DistilBERT (every LayerNorm), not configurable
-ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu", "swish")
+ACTIVATIONS = tuple(KERNEL_ACTIVATIONS)  # what config.activation may name: the activations the kernels implement
 PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
 
 # Reference `attribute_map`: alias key -> field.

@@ -1,0 +1,239 @@
+"""Micro-benchmarks behind the choices in kernels/cpu.py (the model-level table is tools/bench/bench.py).
+
+    python tools/bench/bench_kernels.py spin        # OpenMP spin-wait vs the next BLAS call, per threading setup,
+                                              # and OpenBLAS's spin-wait vs the next Numba kernel (and the
+                                              # CPU time its threads burn while the process is idle)
+    python tools/bench/bench_kernels.py small-m     # small-batch matmul kernel vs OpenBLAS, by number of rows
+    python tools/bench/bench_kernels.py ops         # each op, numba vs the NumPy reference, batch 32 x 128 and 1 x 128
+    python tools/bench/bench_kernels.py all
+
+Every figure is the median of repeated runs (min in brackets), wall clock,
+with --threads threads (default 2) for both BLAS and Numba.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+
+def timed(fn, repeats):
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3, min(times) * 1e3
+
+
+def fmt(t):
+    return f"{t[0]:.3f} ({t[1]:.3f})"
+
+
+# ---------------------------------------------------------------- spin
+
+
+SPIN_CHILD = r"""
+import sys, time, statistics
+import numpy as np
+import numba
+from numba import njit, prange
+from minidistil.kernels import blas
+
+threads = int(sys.argv[1])
+numba.set_num_threads(threads)
+blas.set_threads(threads)
+
+
+@njit(parallel=True)
+def touch(y):  # a trivial parallel kernel: its cost is launching and leaving the parallel region
+    for i in prange(y.shape[0]):
+        y[i, 0] += 1.0
+
+
+def timed(fn, n=60):
+    fn()
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
+    return statistics.median(ts) * 1e3, min(ts) * 1e3
+
+
+rng = np.random.default_rng(0)
+rows = []
+for m in (8, 128):
+    x = rng.standard_normal((m, 768), dtype=np.float32)
+    w = rng.standard_normal((3072, 768), dtype=np.float32)
+    y = np.empty((m, 3072), np.float32)
+    touch(y)
+    gemm = timed(lambda: np.matmul(x, w.T, out=y))
+    both = timed(lambda: (np.matmul(x, w.T, out=y), touch(y)))
+    rows.append(f"M={m}: GEMM {gemm[0]:.2f} ms, GEMM + parallel kernel {both[0]:.2f} ms")
+print(f"layer={numba.threading_layer()}: " + "; ".join(rows))
+"""
+
+
+BLAS_SPIN_CHILD = r"""
+import sys, time, statistics
+import numpy as np
+from minidistil.kernels import cpu  # as shipped: sets OPENBLAS_THREAD_TIMEOUT=4 unless the environment has one
+
+ops = cpu.NumbaOps(threads=int(sys.argv[1]))
+rng = np.random.default_rng(0)
+x = rng.standard_normal((128, 768), dtype=np.float32)
+w = rng.standard_normal((3072, 768), dtype=np.float32)
+w2 = rng.standard_normal((768, 3072), dtype=np.float32)
+y, z = np.empty((128, 3072), np.float32), np.empty((128, 768), np.float32)
+b, b2 = np.zeros(3072, np.float32), np.zeros(768, np.float32)
+ops._parallel(w.size)
+
+
+def timed(fn, n=40):
+    fn()
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
+    return statistics.median(ts) * 1e3
+
+
+def idle_burn(n=10):  # CPU time the process uses while it sleeps 200 ms right after a GEMM: the spinning
+    burnt = []        # (CPU time, so it holds on a loaded machine, where the wall-clock figures above wobble)
+    for _ in range(n):
+        np.matmul(x, w.T, out=y)
+        start = time.process_time(); time.sleep(0.2); burnt.append(time.process_time() - start)
+    return statistics.median(burnt) * 1e3
+
+
+gemm = timed(lambda: np.matmul(x, w.T, out=y))
+kernel = timed(lambda: cpu._matmul_small(y, w2, b2, z))
+both = timed(lambda: (np.matmul(x, w.T, out=y), cpu._matmul_small(y, w2, b2, z)))
+print(f"GEMM {gemm:.2f} ms + small-M kernel {kernel:.2f} ms = {gemm + kernel:.2f}; one after the other {both:.2f} ms; "
+      f"CPU burnt in 200 ms idle after a GEMM {idle_burn():.1f} ms")
+"""
+
+
+def spin(threads):
+    print(f"## OpenMP spin-wait vs BLAS ({threads} threads): GEMM (M x 768) @ (768 x 3072), then a trivial "
+          "Numba parallel kernel, repeated; medians")
+    setups = [
+        ("omp, OMP_WAIT_POLICY unset (libgomp spins)", {"NUMBA_THREADING_LAYER": "omp"}, ("OMP_WAIT_POLICY",)),
+        ("omp, OMP_WAIT_POLICY=PASSIVE (kernels/cpu.py's default)", {"NUMBA_THREADING_LAYER": "omp", "OMP_WAIT_POLICY": "PASSIVE"}, ()),
+        ("workqueue", {"NUMBA_THREADING_LAYER": "workqueue"}, ("OMP_WAIT_POLICY",)),
+    ]
+    for label, extra, drop in setups:
+        env = {k: v for k, v in os.environ.items() if k not in drop}
+        env.update(extra)
+        res = subprocess.run([sys.executable, "-c", SPIN_CHILD, str(threads)], env=env, cwd=ROOT,
+                             capture_output=True, text=True)
+        print(f"- {label}: {res.stdout.strip() or res.stderr.strip().splitlines()[-1]}")
+    print(f"## OpenBLAS spin-wait vs the next Numba kernel ({threads} threads): GEMM (128 x 768) @ (768 x 3072), "
+          "then the small-batch matmul kernel (128 x 3072) @ (3072 x 768)")
+    for label, timeout in (("OpenBLAS default (OPENBLAS_THREAD_TIMEOUT=28: spins ~0.1 s)", "28"),
+                           ("as kernels/cpu.py sets it (OPENBLAS_THREAD_TIMEOUT=4)", None)):
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+        if timeout:
+            env["OPENBLAS_THREAD_TIMEOUT"] = timeout
+        res = subprocess.run([sys.executable, "-c", BLAS_SPIN_CHILD, str(threads)], env=env, cwd=ROOT,
+                             capture_output=True, text=True)
+        print(f"- {label}: {res.stdout.strip() or res.stderr.strip().splitlines()[-1]}")
+
+
+# ---------------------------------------------------------------- small M
+
+
+def small_m(threads):
+    import numpy as np
+
+    from minidistil.kernels import cpu
+
+    ops = cpu.NumbaOps(threads=threads)  # sets BLAS and Numba threads
+    rng = np.random.default_rng(0)
+    # one layer's six weights per layer, 6 layers: 170 MB, streamed from memory as in the model
+    shapes = [(768, 768)] * 4 + [(3072, 768), (768, 3072)]
+    layers = [[rng.standard_normal(s, dtype=np.float32) for s in shapes] for _ in range(6)]
+    print(f"## Linear layers of the 6-layer encoder (no bias), {threads} threads: ms per pass over all 36 weights")
+    print("| rows M | OpenBLAS x @ W.T | small-M kernel | speed-up |")
+    print("|---|---|---|---|")
+    for m in (1, 4, 8, 16, 32, 64, 128, 256):
+        xs = {k: rng.standard_normal((m, k), dtype=np.float32) for k in (768, 3072)}
+        outs = {n: np.empty((m, n), np.float32) for n in (768, 3072)}
+        zeros = {n: np.zeros(n, np.float32) for n in (768, 3072)}
+        pad = {k: np.zeros((m + (-m) % 4, k), np.float32) for k in (768, 3072)}
+        for k in pad:
+            pad[k][:m] = xs[k]
+        outs_p = {n: np.empty((m + (-m) % 4, n), np.float32) for n in (768, 3072)}
+
+        def run_blas():
+            for layer in layers:
+                for w in layer:
+                    np.matmul(xs[w.shape[1]], w.T, out=outs[w.shape[0]])
+
+        def run_small():
+            for layer in layers:
+                for w in layer:
+                    cpu._matmul_small(pad[w.shape[1]], w, zeros[w.shape[0]], outs_p[w.shape[0]])
+
+        a, b = timed(run_blas, 10), timed(run_small, 10)
+        print(f"| {m} | {fmt(a)} | {fmt(b)} | {a[0] / b[0]:.2f} |")
+
+
+# ---------------------------------------------------------------- ops
+
+
+def ops_table(threads):
+    import numpy as np
+
+    from minidistil.kernels.cpu import NumbaOps
+    from minidistil.kernels.reference import NumpyOps
+
+    fast, ref = NumbaOps(threads=threads), NumpyOps(threads=threads)
+    rng = np.random.default_rng(0)
+    print(f"## Each op, {threads} threads: ms, median (min)")
+    print("| op | shape | NumPy reference | Numba | speed-up |")
+    print("|---|---|---|---|---|")
+    for batch, seq in ((32, 128), (1, 128)):
+        rows = batch * seq
+        x = rng.standard_normal((batch, seq, 768), dtype=np.float32)
+        res = rng.standard_normal((batch, seq, 768), dtype=np.float32)
+        g, b = np.ones(768, np.float32), np.zeros(768, np.float32)
+        w1, b1 = rng.standard_normal((3072, 768), dtype=np.float32) * 0.02, np.zeros(3072, np.float32)
+        h = rng.standard_normal((batch, seq, 3072), dtype=np.float32)
+        qkv = rng.standard_normal((3, batch, seq, 12, 64), dtype=np.float32)
+        q, k, v = (t.transpose(0, 2, 1, 3) for t in qkv)
+        mask = np.ones((batch, seq), np.int64)
+        probs = ref.attention_probs(q, k, mask, 0.125)
+        n = 3 if batch > 1 else 20
+        cases = [
+            ("linear + GELU (768 -> 3072)", lambda o: o.linear(x, w1, b1, "gelu")),
+            ("GELU alone", lambda o: o.activation(h, "gelu")),
+            ("attention_probs", lambda o: o.attention_probs(q, k, mask, 0.125)),
+            ("attention_context", lambda o: o.attention_context(probs, v)),
+            ("attention (fused)", lambda o: o.attention(q, k, v, mask, 0.125)),
+            ("layernorm(x + residual)", lambda o: o.layernorm(x, g, b, 1e-12, residual=res)),
+        ]
+        for name, fn in cases:
+            a, c = timed(lambda: fn(ref), n), timed(lambda: fn(fast), n)
+            print(f"| {name} | {batch}x{seq} | {fmt(a)} | {fmt(c)} | {a[0] / c[0]:.1f} |")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=("spin", "small-m", "ops", "all"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.what in ("spin", "all"):
+        spin(args.threads)
+    if args.what in ("small-m", "all"):
+        small_m(args.threads)
+    if args.what in ("ops", "all"):
+        ops_table(args.threads)
+
+
+if __name__ == "__main__":
+    main()
