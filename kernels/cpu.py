@@ -1,10 +1,11 @@
 """The Numba backend: the ops of reference.py, fused and parallel on the CPU.
 
-Matrix products with weights go to BLAS (NumPy's matmul); everything
+Matrix products with weights run on the weights `prepare` packed (gemm.py:
+register tiles sized from the CPU's vector unit, float32 or int8); everything
 element-wise or row-wise after them is one parallel Numba pass:
 
-    linear        BLAS x @ Wᵀ into a reused buffer, then bias + activation in place;
-                  for few rows, a Numba kernel that streams the weights instead
+    linear        packed x @ Wᵀ + bias into a reused buffer (gemm.matmul), then the
+                  activation in place; a weight prepare() did not pack goes to BLAS
     attention     per (batch, head): q·kᵀ, scale, mask, softmax and p·v in one kernel,
                   two query rows at a time (with Dh = 64 the products are too small
                   for BLAS to pay: per-head sgemm calls were 1.5x slower, measured
@@ -22,7 +23,7 @@ runtime starts, and prefers the OpenMP threading layer, whose wake-up costs
 ~20 us; TBB and the workqueue layer are the fallbacks. The setting only takes
 effect if no OpenMP runtime has started in this process yet. OpenBLAS's own
 threads spin after each call as well, slowing the Numba kernel that follows
-(GELU after the FFN GEMM, the small-batch matmul after an attention product):
+(measured when the products still went to BLAS: GELU after the FFN GEMM):
 blas.sleep_when_idle() makes them sleep at once too.
 
 q, k, v are head-split views of the linear outputs; the attention kernels copy
@@ -35,8 +36,6 @@ import math
 import os
 import sys
 import threading
-import types
-from typing import Callable, NamedTuple
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by libgomp / libomp when it loads
 
@@ -44,85 +43,20 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
-from . import blas  # noqa: E402
-from .fastmath import erf64, exp64, maxnum, prefetch  # noqa: E402
+from . import blas, gemm, warmup  # noqa: E402
+from .activate import activate  # noqa: E402
+from .fastmath import exp64, maxnum  # noqa: E402
+from .jit import CONTRACT, REDUCE, SERIAL_WORK, parallel_and_serial  # noqa: E402
 from .protocol import Ops  # noqa: E402
-from .reference import ACT_CODES, ACT_NONE, FLOAT32_MIN, activation_code  # noqa: E402
+from .reference import (ACT_NONE, FLOAT32_MIN, QUANTIZE_MODES, activation_code, check_quantize,  # noqa: E402
+                        matrix_names, quantize_matrix)
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 blas.sleep_when_idle()  # the same problem the other way round: OpenBLAS's threads spin after each call
 
-# Fast-math subsets. Kernels never assume "no NaN / no inf": masked scores are
-# the most negative float, and NaN inputs must stay NaN as in the reference.
-CONTRACT = {"contract"}  # a*b+c may become one FMA (one rounding instead of two)
-REDUCE = {"contract", "reassoc"}  # sums may be reordered, so that they vectorize
-
-# Numba freezes globals into the kernels it caches, and its cache checks only this file for
-# changes: after changing a code in reference.py (or anything in fastmath.py), delete kernels/__pycache__.
-ACT_GELU, ACT_GELU_NEW, ACT_RELU, ACT_SILU = (ACT_CODES[name] for name in ("gelu", "gelu_new", "relu", "silu"))
-
-SERIAL_WORK = 1 << 15  # kernels with less work than this (elements or multiply-adds) run in the calling thread
-
-_SQRT_HALF = 0.7071067811865476
-_SQRT_2_OVER_PI = 0.7978845608028654
-
-
-class Kernel(NamedTuple):
-    """One kernel compiled twice from one Python function.
-
-    `parallel` runs its prange loop on Numba's thread pool; `serial` runs the
-    same loop as a plain range in the calling thread, for small inputs, where
-    waking the pool (~10-20 us) costs more than the work.
-    """
-
-    parallel: Callable
-    serial: Callable
-
-
-def parallel_and_serial(fastmath):
-    """Decorator: compile `fn` into a Kernel (parallel and serial), with these fast-math flags."""
-
-    def compile_twice(fn):
-        # The serial copy needs a name of its own: Numba's cache names its files after the
-        # function and its line, not the compile flags, so under one name the serial kernel
-        # loaded the parallel one from the cache (seen with numba.get_thread_id in its loop).
-        serial = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
-                                    fn.__closure__)
-        serial.__qualname__ = fn.__qualname__ + "_serial"
-        options = dict(fastmath=fastmath, error_model="numpy", cache=True)
-        return Kernel(njit(parallel=True, **options)(fn), njit(**options)(serial))
-
-    return compile_twice
-
 
 # ---------------------------------------------------------------- element-wise
-
-
-@njit(inline="always", fastmath=CONTRACT, error_model="numpy", cache=True)
-def _row_bias_act(x, bias, out, i, act):
-    """out[i] = act(x[i] + bias). One loop per activation, so that each vectorizes."""
-    cols = x.shape[1]
-    if act == ACT_GELU:  # x * Phi(x), exact erf form
-        for j in range(cols):
-            v = np.float64(x[i, j] + bias[j])
-            out[i, j] = np.float32(v * 0.5 * (1.0 + erf64(v * _SQRT_HALF)))
-    elif act == ACT_GELU_NEW:  # 0.5 x (1 + tanh(t)) = x * sigmoid(2t), t = sqrt(2/pi) (x + 0.044715 x^3)
-        for j in range(cols):
-            v = np.float64(x[i, j] + bias[j])
-            t = _SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)
-            out[i, j] = np.float32(v / (1.0 + exp64(-2.0 * t)))
-    elif act == ACT_RELU:
-        for j in range(cols):
-            v = x[i, j] + bias[j]
-            out[i, j] = v if v > 0 or v != v else np.float32(0.0)
-    elif act == ACT_SILU:
-        for j in range(cols):
-            v = np.float64(x[i, j] + bias[j])
-            out[i, j] = np.float32(v / (1.0 + exp64(-v)))
-    else:
-        for j in range(cols):
-            out[i, j] = x[i, j] + bias[j]
 
 
 @parallel_and_serial(CONTRACT)
@@ -135,93 +69,22 @@ def _bias_act(y, bias, act):
     blocks as well kept the loops from vectorizing).
     """
     for i in prange(y.shape[0]):
-        _row_bias_act(y, bias, y, i, act)
+        for j in range(y.shape[1]):
+            y[i, j] = activate(y[i, j] + bias[j], act)
 
 
 @parallel_and_serial(CONTRACT)
 def _activation(x, out, act):
     """out = act(x) for 2-D x and out of one shape (distinct arrays)."""
-    zero = np.zeros(x.shape[1], np.float32)
     for i in prange(x.shape[0]):
-        _row_bias_act(x, zero, out, i, act)
-
-
-# ---------------------------------------------------------------- small-batch matmul
-
-SMALL_M_MAX = 128  # linear() uses _matmul_small up to this many rows, BLAS above (crossover ~200 here)
-SMALL_N_BLOCK = 24  # weight rows per parallel task
-
-
-@njit(parallel=True, fastmath=REDUCE, error_model="numpy", cache=True)
-def _matmul_small(x, w, bias, out):
-    """out = x @ wᵀ + bias for few rows: x (M, In) with M % 4 == 0, w (Out, In) as stored in the checkpoint.
-
-    OpenBLAS packs (copies) the whole weight on every call, which dominates
-    when x has few rows: at M = 8 its sgemm reaches a fraction of its peak.
-    Here each weight row is read once per 4 rows of x, straight from the
-    checkpoint layout: 4 x 4 dot products share their loads, and each is a
-    vectorized sum over In (its summation order differs from BLAS, within
-    float32 rounding). Weights stream from memory: touching the start of
-    the next 4 rows while computing these starts the hardware prefetcher
-    early (measured at 8 rows, 2 threads: 9.0 ms instead of 10.4 per pass
-    over the 6 layers' weights).
-    """
-    rows, inner = x.shape
-    cols = w.shape[0]
-    blocks = (cols + SMALL_N_BLOCK - 1) // SMALL_N_BLOCK
-    for blk in prange(blocks):
-        n0 = blk * SMALL_N_BLOCK
-        n1 = min(n0 + SMALL_N_BLOCK, cols)
-        for m in range(0, rows, 4):
-            n = n0
-            while n + 4 <= n1:
-                if m == 0:
-                    for r in range(n + 4, min(n + 8, cols)):
-                        prefetch(w, r * inner)  # the first two cache lines of each of the next 4 rows
-                        prefetch(w, r * inner + 16)
-                a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = np.float32(0.0)
-                a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = np.float32(0.0)
-                for k in range(inner):
-                    x0, x1, x2, x3 = x[m, k], x[m + 1, k], x[m + 2, k], x[m + 3, k]
-                    w0, w1, w2, w3 = w[n, k], w[n + 1, k], w[n + 2, k], w[n + 3, k]
-                    a00 += x0 * w0
-                    a01 += x0 * w1
-                    a02 += x0 * w2
-                    a03 += x0 * w3
-                    a10 += x1 * w0
-                    a11 += x1 * w1
-                    a12 += x1 * w2
-                    a13 += x1 * w3
-                    a20 += x2 * w0
-                    a21 += x2 * w1
-                    a22 += x2 * w2
-                    a23 += x2 * w3
-                    a30 += x3 * w0
-                    a31 += x3 * w1
-                    a32 += x3 * w2
-                    a33 += x3 * w3
-                b0, b1, b2, b3 = bias[n], bias[n + 1], bias[n + 2], bias[n + 3]
-                out[m, n], out[m, n + 1], out[m, n + 2], out[m, n + 3] = a00 + b0, a01 + b1, a02 + b2, a03 + b3
-                out[m + 1, n], out[m + 1, n + 1], out[m + 1, n + 2], out[m + 1, n + 3] = a10 + b0, a11 + b1, a12 + b2, a13 + b3
-                out[m + 2, n], out[m + 2, n + 1], out[m + 2, n + 2], out[m + 2, n + 3] = a20 + b0, a21 + b1, a22 + b2, a23 + b3
-                out[m + 3, n], out[m + 3, n + 1], out[m + 3, n + 2], out[m + 3, n + 3] = a30 + b0, a31 + b1, a32 + b2, a33 + b3
-                n += 4
-            while n < n1:  # the last 1-3 weight rows
-                a0 = a1 = a2 = a3 = np.float32(0.0)
-                for k in range(inner):
-                    wk = w[n, k]
-                    a0 += x[m, k] * wk
-                    a1 += x[m + 1, k] * wk
-                    a2 += x[m + 2, k] * wk
-                    a3 += x[m + 3, k] * wk
-                out[m, n], out[m + 1, n], out[m + 2, n], out[m + 3, n] = a0 + bias[n], a1 + bias[n], a2 + bias[n], a3 + bias[n]
-                n += 1
+        for j in range(x.shape[1]):
+            out[i, j] = activate(x[i, j], act)
 
 
 # ---------------------------------------------------------------- layernorm
 
 
-@njit(inline="always", error_model="numpy", cache=True)
+@njit(error_model="numpy", cache=True)
 def _layernorm_row(x, residual, gamma, beta, eps, out, i):
     """out[i] = LayerNorm(x[i] + residual[i]); residual may be None. Mean and variance in float64."""
     n = x.shape[1]
@@ -251,7 +114,7 @@ def _layernorm(x, residual, gamma, beta, eps, out):
 # ---------------------------------------------------------------- attention
 
 
-@njit(inline="always", error_model="numpy", cache=True)
+@njit(error_model="numpy", cache=True)
 def _copy_head(src, b, h, dst, transpose):
     """dst = src[b, h] (or its transpose): a contiguous copy of one head of a strided (B, H, S, Dh) view."""
     for s in range(src.shape[2]):
@@ -270,7 +133,7 @@ def _row_sum(row):
     return total
 
 
-@njit(inline="always", fastmath=CONTRACT, error_model="numpy", cache=True)
+@njit(fastmath=CONTRACT, error_model="numpy", cache=True)
 def _scores(qh, i0, i1, kt, scale, qs, row0, row1):
     """row0, row1 = (qh[i0] * scale) @ kt, (qh[i1] * scale) @ kt: two queries share every load of the keys.
 
@@ -299,7 +162,7 @@ def _scores(qh, i0, i1, kt, scale, qs, row0, row1):
             row1[t] += b * kt[d, t]
 
 
-@njit(inline="always", fastmath=CONTRACT, error_model="numpy", cache=True)
+@njit(fastmath=CONTRACT, error_model="numpy", cache=True)
 def _masked_softmax(row, attend):
     """row = softmax(row where attend else the most negative float32), in place.
 
@@ -317,7 +180,7 @@ def _masked_softmax(row, attend):
         row[t] *= inv
 
 
-@njit(inline="always", fastmath=CONTRACT, error_model="numpy", cache=True)
+@njit(fastmath=CONTRACT, error_model="numpy", cache=True)
 def _weighted_sum(p0, p1, vh, acc, out0, out1):
     """out0, out1 = p0 @ vh, p1 @ vh for probabilities p (T,) and values vh (T, Dh); acc (2, Dh) is scratch."""
     keys, head_dim = vh.shape
@@ -342,7 +205,7 @@ def _weighted_sum(p0, p1, vh, acc, out0, out1):
         out1[d] = acc[1, d]
 
 
-@njit(inline="always", error_model="numpy", cache=True)
+@njit(error_model="numpy", cache=True)
 def _probs_head(q, k, attend, scale, probs, b, h):
     """probs[b, h] = softmax(mask(q[b, h] * scale @ k[b, h]ᵀ))."""
     queries, head_dim, keys = q.shape[2], q.shape[3], k.shape[2]
@@ -360,7 +223,7 @@ def _probs_head(q, k, attend, scale, probs, b, h):
             _masked_softmax(probs[b, h, j], attend[b])
 
 
-@njit(inline="always", error_model="numpy", cache=True)
+@njit(error_model="numpy", cache=True)
 def _context_head(probs, v, out, b, h):
     """out[b, h] = probs[b, h] @ v[b, h]."""
     queries, keys, head_dim = probs.shape[2], probs.shape[3], v.shape[3]
@@ -372,7 +235,7 @@ def _context_head(probs, v, out, b, h):
         _weighted_sum(probs[b, h, i], probs[b, h, j], vh, acc, out[b, h, i], out[b, h, j])
 
 
-@njit(inline="always", error_model="numpy", cache=True)
+@njit(error_model="numpy", cache=True)
 def _attention_head(q, k, v, attend, scale, out, b, h):
     """out[b, h] = softmax(mask(q[b, h] * scale @ k[b, h]ᵀ)) @ v[b, h], the probabilities never stored."""
     queries, head_dim, keys = q.shape[2], q.shape[3], k.shape[2]
@@ -457,6 +320,12 @@ class Workspace:
 
 
 
+def _cache_dir():
+    """The directory Numba caches these kernels in (beside this file, or $NUMBA_CACHE_DIR), or None."""
+    cache = getattr(gemm._matmul.parallel, "_cache", None)
+    return getattr(cache, "_cache_path", None)
+
+
 def _f32(x):
     x = np.asarray(x)
     return x if x.dtype == np.float32 else x.astype(np.float32)
@@ -485,6 +354,7 @@ class NumbaOps(Ops):
 
     name = "numba"
     keeps_outputs_on_device = False
+    quantize_modes = QUANTIZE_MODES
 
     def __init__(self, threads=None):
         self.threads = threads
@@ -493,13 +363,16 @@ class NumbaOps(Ops):
         self.workspace = Workspace() if hasattr(sys, "getrefcount") else None
         self.serial_work = SERIAL_WORK
 
+    def _threads(self):
+        return numba.config.NUMBA_NUM_THREADS if self.threads is None else min(self.threads, numba.config.NUMBA_NUM_THREADS)
+
     def _parallel(self, work):
         """Set this thread's Numba thread count, and say whether a kernel doing `work` should use the pool.
 
         numba.set_num_threads holds per calling thread, hence the check on every op.
         Waking the sleeping pool costs ~10-20 us, more than a tiny kernel's work.
         """
-        n = numba.config.NUMBA_NUM_THREADS if self.threads is None else min(self.threads, numba.config.NUMBA_NUM_THREADS)
+        n = self._threads()
         if numba.get_num_threads() != n:
             numba.set_num_threads(n)
         return n > 1 and work >= self.serial_work
@@ -515,9 +388,23 @@ class NumbaOps(Ops):
         """A (B, H, S, Dh) array stored as (B, S, H, Dh): merging the heads back is then a free reshape."""
         return self._empty((batch, seq, heads, head_dim)).transpose(0, 2, 1, 3)
 
-    def prepare(self, params):
-        """Weights as float32 C-contiguous NumPy arrays, names unchanged (no copy when they already are)."""
-        return {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in params.items()}
+    def prepare(self, params, matrices=(), quantize=None):
+        """Weights as float32 C-contiguous NumPy arrays, names unchanged (no copy when they already are);
+        each name in `matrices` packed for gemm.matmul, as int8 with quantize="int8".
+
+        The first time this machine prepares a model, every kernel of the forward pass is compiled
+        first (warmup.py: one notice on stderr, then never again)."""
+        check_quantize(quantize)
+        if matrices:
+            for kernel_set in (None,) if quantize is None else (None, quantize):
+                warmup.ensure_compiled(self, _cache_dir(), kernel_set)
+        prepared = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in params.items()}
+        for name in matrix_names(prepared, matrices):
+            if quantize == "int8":
+                prepared[name] = gemm.pack_int8(*quantize_matrix(prepared[name], repr(name)))
+            else:
+                prepared[name] = gemm.pack_float32(prepared[name])
+        return prepared
 
     def asarray(self, x):
         return np.asarray(x)
@@ -528,26 +415,22 @@ class NumbaOps(Ops):
     def linear(self, x, weight, bias=None, activation=None):
         act = activation_code(activation, optional=True)
         x = _f32(x)
-        x2 = _rows(x)  # (N, In)
+        x2 = np.ascontiguousarray(_rows(x))  # (N, In)
         rows, cols = x2.shape[0], weight.shape[0]
-        weight = np.ascontiguousarray(weight, dtype=np.float32)  # (Out, In); prepare() made it so already
         bias = _f32(bias) if bias is not None else np.zeros(cols, np.float32)  # (Out,)
-        if rows <= SMALL_M_MAX:
-            padded = rows + (-rows) % 4  # the kernel takes rows 4 at a time
-            if padded != rows or not x2.flags.c_contiguous:
-                xp = np.zeros((padded, x2.shape[1]), np.float32)
-                xp[:rows] = x2
-                x2 = xp
-            y = self._empty((padded, cols))  # (N + pad, Out)
-            self._parallel(weight.size)
-            _matmul_small(x2, weight, bias, y)  # bias added in the kernel
+        y = self._empty((rows, cols))  # (N, Out)
+        if isinstance(weight, gemm.PackedMatrix):
+            threads = self._threads() if self._parallel(rows * x2.shape[1] * cols) else 1
+            gemm.matmul(x2, weight, bias, y, threads)  # bias added by the kernel
             if act != ACT_NONE:
-                self._run(_bias_act, y.size, y, np.zeros(cols, np.float32), act)
-            y = y[:rows]
-        else:
-            y = np.matmul(x2, weight.T, out=self._empty((rows, cols)))  # (N, In) @ (In, Out) -> (N, Out), BLAS
+                self._run(_bias_act, y.size, y, np.zeros(cols, np.float32), act)  # in place, one array: vectorizes
+        else:  # a weight prepare() did not pack (adapters, callers of ops.linear): BLAS
+            np.matmul(x2, np.asarray(weight, dtype=np.float32).T, out=y)  # (N, In) @ (In, Out) -> (N, Out)
             self._run(_bias_act, y.size, y, bias, act)
         return y.reshape(x.shape[:-1] + (cols,))
+
+    def embed(self, table, ids):
+        return table.rows(ids) if isinstance(table, gemm.PackedMatrix) else np.asarray(table)[ids]
 
     def activation(self, x, name):
         act = activation_code(name)

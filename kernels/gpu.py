@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .protocol import Ops
-from .reference import ACT_NONE, activation_code
+from .reference import ACT_NONE, activation_code, check_quantize, matrix_names
 
 KERNEL_DIR = Path(__file__).resolve().parent
 # Each CUDA source and the kernels gpu.py launches from it.
@@ -126,6 +126,7 @@ class CupyOps(Ops):
 
     name = "cupy"
     keeps_outputs_on_device = True  # models return CuPy arrays unless asked for NumPy (return_numpy=True)
+    quantize_modes = ()  # no int8 kernels on the GPU
 
     def __init__(self, threads=None, tf32=None):
         self.threads = threads  # accepted for get_ops' sake; the GPU needs no thread count
@@ -135,9 +136,17 @@ class CupyOps(Ops):
 
     # -- arrays -------------------------------------------------------------------
 
-    def prepare(self, params):
-        """Every weight uploaded once as a contiguous float32 device array; names unchanged."""
-        return {name: self._f32(value) for name, value in params.items()}
+    def prepare(self, params, matrices=(), quantize=None):
+        """Every weight uploaded once as a contiguous float32 device array; names unchanged.
+
+        Matrices stay plain arrays (cuBLAS reads the checkpoint layout as it is); there are no int8 kernels here.
+        """
+        check_quantize(quantize)
+        if quantize is not None:
+            raise ValueError(f"backend 'cupy' has no {quantize} kernels (quantize_modes is empty)")
+        prepared = {name: self._f32(value) for name, value in params.items()}
+        matrix_names(prepared, matrices)
+        return prepared
 
     def asarray(self, x):
         """An input (NumPy, CuPy or nested lists) as a CuPy array on the current device."""
@@ -165,6 +174,9 @@ class CupyOps(Ops):
         if bias is not None or act != ACT_NONE:
             self._bias_act(y, None if bias is None else self._f32(bias), y, act)
         return y
+
+    def embed(self, table, ids):
+        return self.cp.asarray(table)[self.cp.asarray(ids)]
 
     def activation(self, x, name):
         code = activation_code(name)

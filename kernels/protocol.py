@@ -9,7 +9,7 @@ F FFN dim, V vocab. A linear maps [..., In] to [..., Out]: D -> D, D -> F,
 F -> D or D -> V in the model.
 """
 
-from typing import Any, Mapping, Optional, Protocol, runtime_checkable
+from typing import Any, Collection, Mapping, Optional, Protocol, runtime_checkable
 
 Array = Any  # a backend's array type: numpy.ndarray (numpy, numba) or cupy.ndarray (cupy)
 
@@ -33,10 +33,20 @@ class Ops(Protocol):
     """True when results live in device memory (cupy): callers then hand them back as
     they are unless asked for NumPy, instead of paying a device-to-host copy each."""
 
-    def prepare(self, params: Mapping[str, Any]) -> dict:
+    quantize_modes: tuple
+    """The values other than None that `prepare`'s quantize takes here: ("int8",) or ()."""
+
+    def prepare(self, params: Mapping[str, Any], matrices: Collection[str] = (),
+                quantize: Optional[str] = None) -> dict:
         """Weights once, at load: the same names in the same order, as float32 backend arrays
         (C-contiguous in numba and cupy; uploaded to the device by cupy). No copy of an array
-        already in that form."""
+        already in that form.
+
+        matrices: names of weights [Out, In] that only reach `linear` (as its weight) and `embed`
+        (as its table): the backend may keep those in a form of its own (numba packs them into
+        its kernels' panel layout). quantize="int8" stores each of them as int8 with a float32
+        scale per row, and `linear` then quantizes its input per row and sums in int32
+        (reference.linear_int8 is the definition); a backend without int8 raises ValueError."""
 
     def asarray(self, x: Any) -> Array:
         """An input (ids [B, S], mask [B, S], embeddings [B, S, D], head mask; NumPy, nested lists
@@ -45,10 +55,15 @@ class Ops(Protocol):
     def to_numpy(self, x: Array) -> Any:
         """A result as a NumPy array (a device-to-host copy for cupy)."""
 
-    def linear(self, x: Array, weight: Array, bias: Optional[Array] = None,
+    def linear(self, x: Array, weight: Any, bias: Optional[Array] = None,
                activation: Optional[str] = None) -> Array:
-        """act(x @ weightᵀ + bias): x [..., In], weight [Out, In] as stored in the checkpoint,
-        bias [Out] or None -> [..., Out]. activation is None or a key of ACTIVATIONS."""
+        """act(x @ weightᵀ + bias): x [..., In], weight [Out, In] as stored in the checkpoint (or
+        what `prepare` made of a matrix), bias [Out] or None -> [..., Out]. activation is None or
+        a key of ACTIVATIONS."""
+
+    def embed(self, table: Any, ids: Array) -> Array:
+        """Rows `ids` of an embedding table [V, D] (an array, or what `prepare` made of a matrix):
+        ids [B, S] -> [B, S, D] float32."""
 
     def activation(self, x: Array, name: str) -> Array:
         """The activation called `name` (a key of ACTIVATIONS, not None), element-wise: same shape as x."""

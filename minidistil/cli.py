@@ -33,6 +33,9 @@ def _common(parser, default_model_help, inputs=True):
     parser.add_argument("--revision", help="hub revision (branch, tag or commit) of a named model")
     parser.add_argument("--backend", choices=("auto", "numpy", "numba", "cupy"), help="kernel backend (default: auto)")
     parser.add_argument("--threads", type=int, help="CPU threads for the numba backend")
+    parser.add_argument("--quantize", choices=("int8",),
+                        help="int8 weights and activations (numba and numpy backends): a quarter of the weight "
+                             "memory, faster on the CPU, results within about 1%% of float32")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     if inputs:
         parser.add_argument("--input", metavar="FILE", help="read inputs one per line from FILE ('-' for stdin)")
@@ -140,7 +143,7 @@ def _pipeline(task, args, **options):
     from .pipelines import pipeline
 
     return pipeline(task, model=args.model, revision=args.revision, backend=args.backend, threads=args.threads,
-                    batch_size=args.batch_size, **options)
+                    batch_size=args.batch_size, quantize=args.quantize, **options)
 
 
 def run_batched(run, items, batch_size, label):

@@ -23,3 +23,7 @@ class AdapterError(MinidistilError, ValueError):
 
 class ModelSourceError(MinidistilError, OSError):
     """A model name or path cannot be resolved to files on disk."""
+
+
+class QuantizationError(MinidistilError, ValueError):
+    """Quantization was asked for where it cannot run (an unknown mode, a backend or model without it)."""

@@ -242,7 +242,7 @@ def test_openblas_threads_sleep_instead_of_spinning():
 THREAD_IDS_KERNEL = """
 import numba
 from numba import prange
-from minidistil.kernels.cpu import parallel_and_serial
+from minidistil.kernels.jit import parallel_and_serial
 
 
 @parallel_and_serial(set())

@@ -1,7 +1,8 @@
 """Every Numba kernel equals the NumPy reference within float32 rounding, on hypothesis-generated cases.
 
-linear() has two paths, the small-batch kernel (up to cpu.SMALL_M_MAX rows) and
-BLAS with a fused epilogue above it; the row counts drawn cover both. Each
+linear() has two paths: weights packed by prepare() (gemm.py's register tiles;
+the row counts drawn cover whole tiles, edge tiles and several row blocks) and
+plain weights through BLAS with a fused epilogue; `packed` draws which. Each
 kernel has a parallel and a serial (small inputs) variant: `pooled` draws which.
 
 Shapes include sequence length 1 and odd dimensions; masks include fully
@@ -55,16 +56,18 @@ def _activation_bound(pre, ref):
 
 
 @SETTINGS
-@given(pooled=st.booleans(), seed=seeds, rows=st.one_of(small, st.integers(60, 140)), n_in=small, n_out=st.integers(1, 30),
-       lead=st.integers(0, 2), magnitude=magnitudes, bias=st.booleans(), activation=st.sampled_from([None, *ACTIVATIONS]))
-def test_linear(pooled, seed, rows, n_in, n_out, lead, magnitude, bias, activation):
+@given(pooled=st.booleans(), packed=st.booleans(), seed=seeds, rows=st.one_of(small, st.integers(60, 140)),
+       n_in=st.one_of(small, st.integers(60, 200)), n_out=st.integers(1, 40), lead=st.integers(0, 2),
+       magnitude=magnitudes, bias=st.booleans(), activation=st.sampled_from([None, *ACTIVATIONS]))
+def test_linear(pooled, packed, seed, rows, n_in, n_out, lead, magnitude, bias, activation):
     fast = POOLED if pooled else FAST
     rng = np.random.default_rng(seed)
     shape = (2,) * lead + (rows, n_in)
     x = _array(rng, shape, magnitude)
     w = _array(rng, (n_out, n_in), 1.0)
     b = _array(rng, (n_out,), magnitude) if bias else None
-    ours = fast.linear(x, w, b, activation)
+    weight = fast.prepare({"w": w}, matrices=["w"] if packed else ())["w"]
+    ours = fast.linear(x, weight, b, activation)
     ref = REF.linear(x, w, b, activation)
     pre = REF.linear(x, w, b)
     # the product itself: summation order (BLAS blocking) differs between calls

@@ -33,9 +33,9 @@ def _parameters(function):
 
 
 def test_the_protocol_names_every_op():
-    assert set(METHODS) == {"prepare", "asarray", "to_numpy", "linear", "activation", "attention_probs",
+    assert set(METHODS) == {"prepare", "asarray", "to_numpy", "linear", "embed", "activation", "attention_probs",
                             "attention_context", "attention", "layernorm"}
-    assert ATTRIBUTES == ["name", "keeps_outputs_on_device"]
+    assert ATTRIBUTES == ["name", "keeps_outputs_on_device", "quantize_modes"]
 
 
 @pytest.mark.parametrize("cls", backend_classes(), ids=lambda cls: cls.__name__)
@@ -48,6 +48,7 @@ def test_backend_class_implements_every_member_with_the_protocols_signature(cls)
     assert isinstance(cls.name, str) and cls.name in ("numpy", "numba", "cupy")
     assert isinstance(cls.keeps_outputs_on_device, bool)
     assert cls.keeps_outputs_on_device == (cls.name == "cupy")
+    assert cls.quantize_modes == (() if cls.name == "cupy" else ("int8",))
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])

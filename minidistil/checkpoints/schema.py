@@ -150,6 +150,30 @@ def projector_name(config: DistilBertConfig) -> str:
     return WORD_EMBEDDINGS if config.tie_word_embeddings else TIED_PROJECTOR
 
 
+HEAD_LINEARS = {  # the weights [Out, In] each head multiplies by (the MLM projector: see projector_name)
+    "masked_lm": ("vocab_transform.weight",),
+    "sequence_classification": ("pre_classifier.weight", "classifier.weight"),
+    "multiple_choice": ("pre_classifier.weight", "classifier.weight"),
+    "token_classification": ("classifier.weight",),
+    "question_answering": ("qa_outputs.weight",),
+}
+
+
+def linear_weights(config: DistilBertConfig, head: str | None) -> list[str]:
+    """The weights [Out, In] that a model with `head` uses only as linears: every layer's six, then the head's.
+
+    With a tied MLM head this includes the word embeddings, the projector's weight (they are
+    then read by the embedding lookup too).
+    """
+    names = [layer_key(i, module, "weight") for i in range(config.n_layers) for module in LINEAR_NAMES]
+    head = head_name(head)
+    if head is not None:
+        names += HEAD_LINEARS[head]
+    if head == "masked_lm":
+        names.append(projector_name(config))
+    return names
+
+
 def head_tensor_names() -> frozenset[str]:
     """Every tensor name of every head (a tied projector included): what a model of another head may drop."""
     config = DistilBertConfig(vocab_size=2, max_position_embeddings=1, n_layers=1, n_heads=1, dim=1, hidden_dim=1,

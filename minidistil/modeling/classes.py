@@ -48,12 +48,14 @@ class DistilBertPreTrainedModel:
     output_class = BaseModelOutput
     targets = ()  # the forward's keyword arguments that ask for a loss
 
-    def __init__(self, config=None, params=None, *, backend=None, threads=None, seed=0):
+    def __init__(self, config=None, params=None, *, backend=None, threads=None, seed=0, quantize=None):
         """A model from `config` and `params` ({name: array}, bare or `distilbert.` names).
 
         params=None gives seeded random weights (the reference's initialisation: a model
         built from a config, not loaded). backend: "numpy", "numba", "cupy", "auto";
-        None reads $MINIDISTIL_BACKEND, else auto.
+        None reads $MINIDISTIL_BACKEND, else auto. quantize="int8": the linears (and the word
+        embeddings) in int8, activations quantized per row at run time (kernels/reference.py,
+        linear_int8); the host params stay float32.
         """
         if config is None:
             config = DistilBertConfig()
@@ -63,7 +65,7 @@ class DistilBertPreTrainedModel:
         if params is None:
             params = random_params(config, seed, self.head)
         params = self._checked_params(config, schema.bare_names(params, source="params"))
-        self.runner = EncoderRunner(config, params, backend=backend, threads=threads)
+        self.runner = EncoderRunner(config, params, head=self.head, backend=backend, threads=threads, quantize=quantize)
 
     config = property(lambda self: self.runner.config)
     params = property(lambda self: self.runner.params, doc="host float32 weights, bare names")
@@ -99,7 +101,8 @@ class DistilBertPreTrainedModel:
 
     # ------------------------------------------------------------- loading and saving
     @classmethod
-    def from_pretrained(cls, path, backend=None, threads=None, fresh_head=False, seed=0, **config_overrides):
+    def from_pretrained(cls, path, backend=None, threads=None, fresh_head=False, seed=0, quantize=None,
+                        **config_overrides):
         """Load a checkpoint: config.json + model.safetensors (single or sharded) or pytorch_model.bin.
 
         path: a checkpoint directory (or its weights file); anything else is looked up as a model
@@ -112,6 +115,7 @@ class DistilBertPreTrainedModel:
         init; fresh_head=True also replaces a head whose shapes do not fit the config (e.g.
         num_labels changed), with a warning. Tensors of other DistilBERT heads are dropped with a
         warning, as the reference does; tensors nobody knows are an error.
+        quantize="int8" quantizes the weights once, here (see __init__).
         config_overrides change config fields (e.g. num_labels=3); other keywords are a TypeError.
         """
         known = set(DistilBertConfig.field_names()) | set(DistilBertConfig.attribute_map)
@@ -119,7 +123,7 @@ class DistilBertPreTrainedModel:
         if unknown:
             raise TypeError(
                 f"{cls.__name__}.from_pretrained() got unexpected keyword argument(s) {', '.join(unknown)} "
-                "(keywords other than backend, threads, fresh_head and seed must be config fields)"
+                "(keywords other than backend, threads, fresh_head, seed and quantize must be config fields)"
             )
         if not Path(path).exists():
             from ..sources import resolve_model_dir
@@ -129,7 +133,7 @@ class DistilBertPreTrainedModel:
         if config_overrides:
             config = config.replace(**config_overrides)
         params = cls._params_from_checkpoint(config, tensors, fresh_head, seed, str(path))
-        return cls(config, params, backend=backend, threads=threads)
+        return cls(config, params, backend=backend, threads=threads, quantize=quantize)
 
     @classmethod
     def _params_from_checkpoint(cls, config, tensors, fresh_head, seed, source):
@@ -213,7 +217,8 @@ class DistilBertPreTrainedModel:
         c = self.config
         return (
             f"{type(self).__name__}(dim={c.dim}, n_layers={c.n_layers}, n_heads={c.n_heads}, "
-            f"vocab_size={c.vocab_size}, backend={self.ops.name!r})"
+            f"vocab_size={c.vocab_size}, backend={self.ops.name!r}"
+            + (f", quantize={self.runner.quantize!r})" if self.runner.quantize else ")")
         )
 
 

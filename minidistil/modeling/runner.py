@@ -1,15 +1,18 @@
 """The encoder on one backend: what the six classes and DistilBertModelWithHeads all run.
 
-    runner = EncoderRunner(config, params, backend="numba", threads=2)
+    runner = EncoderRunner(config, params, head="masked_lm", backend="numba", threads=2, quantize=None)
     last, hidden, attn = runner.run(check_inputs(config, input_ids=ids), hooks=None)
     runner.result(last, return_numpy=None)        # NumPy on the CPU backends, device arrays on cupy
 
-It owns the backend's copy of the weights (`ops.prepare`, made once at load), passes hooks
-(adapters) to the forward pass, and converts outputs for the caller.
+It owns the backend's copy of the weights (`ops.prepare`, made once at load: the linears'
+weights in the backend's own layout, int8 with quantize="int8"), passes hooks (adapters) to the
+forward pass, and converts outputs for the caller.
 """
 
 import numpy as np
 
+from ..checkpoints import schema
+from ..errors import QuantizationError
 from ..kernels import get_ops
 from . import transformer
 
@@ -17,16 +20,35 @@ from . import transformer
 class EncoderRunner:
     """config + host params (float32, bare names) + the backend's prepared copy of them."""
 
-    def __init__(self, config, params, *, backend=None, threads=None):
+    def __init__(self, config, params, *, head=None, backend=None, threads=None, quantize=None):
         self.config = config
         self.ops = get_ops(backend, threads)
+        if quantize is not None and quantize not in self.ops.quantize_modes:
+            modes = ", ".join(map(repr, self.ops.quantize_modes)) or "none"
+            raise QuantizationError(f"quantize={quantize!r} is not available on backend {self.ops.name!r} "
+                                    f"(it offers: {modes}); use backend='numba' or backend='numpy'")
+        self.quantize = quantize
+        # Matrices the backend may pack (or quantize): the linears' weights; with int8 also the
+        # word embeddings, so that the table takes a quarter of the memory too.
+        self.matrices = schema.linear_weights(config, head)
+        if quantize is not None and schema.WORD_EMBEDDINGS not in self.matrices:
+            self.matrices.append(schema.WORD_EMBEDDINGS)
         self.params = params
-        self.prepared = self.ops.prepare(params)
+        self.prepared = self.prepare(params)
+
+    def prepare(self, params):
+        """The backend's copy of host params {name: float32 array}, the matrices packed or quantized."""
+        try:
+            return self.ops.prepare(params, matrices=self.matrices, quantize=self.quantize)
+        except ValueError as exc:  # the backend refuses a tensor it cannot quantize (inf or NaN in it)
+            if self.quantize is None:
+                raise
+            raise QuantizationError(f"cannot quantize the model to {self.quantize}: {exc}") from exc
 
     def replace_params(self, params):
         """New host weights (e.g. new word embeddings): prepared again for the backend."""
         self.params = params
-        self.prepared = self.ops.prepare(params)
+        self.prepared = self.prepare(params)
 
     def run(self, inputs, output_hidden_states=False, output_attentions=False, hooks=None, prepared=None):
         """The encoder on checked host inputs (inputs.check_inputs); `prepared`: other weights (a merged LoRA).

@@ -32,7 +32,7 @@ from .config import LAYER_NORM_EPS
 def embeddings(params, ops, input_ids=None, inputs_embeds=None):
     """Word (or given) embeddings + positions 0..S-1, then LayerNorm. No token types in DistilBERT."""
     if inputs_embeds is None:
-        inputs_embeds = params[WORD_EMBEDDINGS][input_ids]  # (V, D)[B, S] -> (B, S, D)
+        inputs_embeds = ops.embed(params[WORD_EMBEDDINGS], input_ids)  # (V, D)[B, S] -> (B, S, D)
     seq_len = inputs_embeds.shape[1]
     positions = params[POSITION_EMBEDDINGS][:seq_len]  # (S, D): positions ignore padding
     x = inputs_embeds + positions[None]  # (B, S, D)

@@ -85,12 +85,13 @@ def load_model_dir(task, model=None, revision=None):
 
 
 def pipeline(task, model=None, tokenizer=None, *, backend=None, threads=None, revision=None, batch_size=None,
-             **kwargs):
+             quantize=None, **kwargs):
     """A callable pipeline for `task` (see TASKS and TASK_ALIASES).
 
     model: a directory, a hub name, None (the task's default) or a loaded minidistil model.
     tokenizer: a DistilBertTokenizerFast, or a directory/name; default: the model directory's.
     backend / threads: the kernel backend ("numpy", "numba", "cupy", "auto") and its thread count.
+    quantize: None or "int8" (from_pretrained's: int8 weights, activations quantized per row).
     batch_size: items per forward pass (1; sentence-embedding 32).
     Other keywords are the task's default options (top_k, aggregation_strategy, ...).
     """
@@ -104,8 +105,11 @@ def pipeline(task, model=None, tokenizer=None, *, backend=None, threads=None, re
     directory = None
     if model is None or isinstance(model, (str, os.PathLike)):
         directory = Path(load_model_dir(task, model, revision))
-        model = model_class.from_pretrained(directory, backend=backend, threads=threads)
-    elif not isinstance(model, model_class):
+        model = model_class.from_pretrained(directory, backend=backend, threads=threads, quantize=quantize)
+    elif quantize is not None:
+        raise PipelineInputError("quantize= applies when the pipeline loads the model; pass a model loaded "
+                                 "with from_pretrained(..., quantize=...) instead")
+    if not isinstance(model, model_class):
         raise PipelineInputError(f"{task} needs a {model_class.__name__}, got {type(model).__name__}")
     if tokenizer is None:
         if directory is None:

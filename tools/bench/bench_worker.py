@@ -2,16 +2,24 @@
 
     python tools/bench/bench_worker.py ENGINE --model DIR --threads N --batch B --seq S [--mlm] [--save OUT.npy]
 
-ENGINE: numpy | numba (minidistil, this repository), torch (transformers + PyTorch),
-onnxruntime (DIR/onnx/*.onnx), sgemm (NumPy's BLAS alone, for the GEMM floor).
+ENGINE: numpy | numba | numba-int8 | numba-blas (minidistil, this repository; numba-blas is
+the numba backend with its weights left unpacked, so that every product goes to NumPy's BLAS:
+the "plain BLAS" line the benchmark checks numba against), torch (transformers + PyTorch),
+onnxruntime | onnxruntime-int8 (DIR/onnx/*.onnx; -int8: quantize_dynamic with QInt8 weights),
+sgemm (NumPy's BLAS alone, for the GEMM floor), corpus-minidistil | corpus-st (embed the
+corpus texts of --texts, one per line, with minidistil's sentence-embedding pipeline or with
+sentence-transformers; --model is then the MiniLM directory; one run = the whole corpus).
 The worker loads the model, runs the shape once (saving that output with --save)
 and prints one JSON line {"ready": ...}; then, for each line "run K" on stdin, it
 runs the forward pass K times and prints {"times": [seconds, ...]}; on "quit" it
-prints {"peak_rss_kib": ...} and exits. Thread counts are set by the parent
+prints {"peak_rss_kib": ..., "anon_rss_kib": ...} and exits. Thread counts are set by the parent
 through the environment (OMP_NUM_THREADS etc.) and again here through each
 engine's own switch.
 
     python tools/bench/bench_worker.py export --model DIR     (reference venv: writes DIR/onnx/*.onnx)
+
+Peak memory is the process's VmHWM (its own high-water mark; ru_maxrss on Linux also counts
+what the parent had when it forked).
 """
 
 import argparse
@@ -25,8 +33,30 @@ import warnings
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SGEMM_SHAPE = (4096, 768, 3072)  # M, K, N: the FFN product of batch 32 x 128, the bulk of the FLOPs
+
+
+ENGINES = ("numpy", "numba", "numba-int8", "numba-blas", "torch", "onnxruntime", "onnxruntime-int8", "sgemm",
+           "corpus-minidistil", "corpus-st")
+
+
+def memory_kib():
+    """{"peak_rss_kib": this process's own peak resident memory (VmHWM), "anon_rss_kib": its anonymous
+    memory now (RssAnon: without the pages of memory-mapped files such as a checkpoint)}; ru_maxrss where
+    /proc is missing."""
+    fields = {"VmHWM:": "peak_rss_kib", "RssAnon:": "anon_rss_kib"}
+    out = {}
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                key = line.split(maxsplit=1)[0]
+                if key in fields:
+                    out[fields[key]] = int(line.split()[1])
+    except OSError:
+        pass
+    out.setdefault("peak_rss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return out
 
 
 def inputs(batch, seq, seed=0):
@@ -36,18 +66,25 @@ def inputs(batch, seq, seed=0):
     return ids, np.ones((batch, seq), dtype=np.int64)
 
 
-def minidistil_engine(backend, model_dir, threads, ids, mask, mlm):
+def minidistil_engine(engine, model_dir, threads, ids, mask, mlm):
     sys.path.insert(0, ROOT)
     from minidistil import DistilBertForMaskedLM, DistilBertModel
 
     warnings.filterwarnings("ignore", message=".*dropping tensors of another DistilBERT head")
 
+    backend = engine.split("-")[0]
     cls = DistilBertForMaskedLM if mlm else DistilBertModel
-    model = cls.from_pretrained(model_dir, backend=backend, threads=threads)
+    model = cls.from_pretrained(model_dir, backend=backend, threads=threads,
+                                quantize="int8" if engine.endswith("-int8") else None)
     if model.ops.name != backend:
         raise SystemExit(f"asked for backend {backend}, got {model.ops.name}")
+    if engine == "numba-blas":  # the same backend with no packed weights: every product through BLAS
+        model.runner.matrices = []
+        model.runner.replace_params(model.params)
     field = "logits" if mlm else "last_hidden_state"
-    return lambda: getattr(model(input_ids=ids, attention_mask=mask), field)
+    run = lambda: getattr(model(input_ids=ids, attention_mask=mask), field)  # noqa: E731
+    run.weights_bytes = sum(int(getattr(v, "nbytes", 0)) for v in model.runner.prepared.values())
+    return run
 
 
 def torch_engine(model_dir, threads, ids, mask, mlm):
@@ -67,7 +104,7 @@ def torch_engine(model_dir, threads, ids, mask, mlm):
     return run
 
 
-def onnxruntime_engine(model_dir, threads, ids, mask, mlm):
+def onnxruntime_engine(model_dir, threads, ids, mask, mlm, int8=False):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -75,10 +112,35 @@ def onnxruntime_engine(model_dir, threads, ids, mask, mlm):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    path = os.path.join(model_dir, "onnx", "mlm.onnx" if mlm else "model.onnx")
+    name = ("mlm" if mlm else "model") + ("-int8" if int8 else "")
+    path = os.path.join(model_dir, "onnx", name + ".onnx")
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     feed = {"input_ids": ids, "attention_mask": mask}
     return lambda: session.run(None, feed)[0]
+
+
+def corpus_texts(path):
+    with open(path, encoding="utf-8") as stream:
+        return [line.rstrip("\n") for line in stream]
+
+
+def corpus_minidistil_engine(model_dir, threads, texts_path, batch):
+    sys.path.insert(0, ROOT)
+    from minidistil import pipeline
+
+    texts = corpus_texts(texts_path)
+    embed = pipeline("sentence-embedding", model=model_dir, backend="numba", threads=threads, batch_size=batch)
+    return lambda: embed(texts)
+
+
+def corpus_st_engine(model_dir, threads, texts_path, batch):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(threads)
+    texts = corpus_texts(texts_path)
+    model = SentenceTransformer(model_dir, device="cpu")
+    return lambda: model.encode(texts, batch_size=batch, convert_to_numpy=True)
 
 
 def sgemm_engine(threads):
@@ -108,30 +170,40 @@ def export(model_dir):
             dynamic_axes={"input_ids": axes, "attention_mask": axes, output: axes},
             opset_version=17, dynamo=False,
         )
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    for name in ("model", "mlm"):  # ONNX Runtime's own int8 recipe, at its defaults (per-tensor QInt8 weights)
+        quantize_dynamic(os.path.join(model_dir, "onnx", f"{name}.onnx"), os.path.join(model_dir, "onnx", f"{name}-int8.onnx"),
+                         weight_type=QuantType.QInt8)
     print(json.dumps({"exported": sorted(os.listdir(os.path.join(model_dir, "onnx")))}), flush=True)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("engine", choices=("numpy", "numba", "torch", "onnxruntime", "sgemm", "export"))
+    parser.add_argument("engine", choices=ENGINES + ("export",))
     parser.add_argument("--model", help="checkpoint directory")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--seq", type=int, default=8)
     parser.add_argument("--mlm", action="store_true", help="run the masked-LM model (logits) instead of the encoder")
     parser.add_argument("--save", help="save the first output here (.npy) for the cross-engine check")
+    parser.add_argument("--texts", help="corpus engines: a file of texts, one per line")
     args = parser.parse_args(argv)
     if args.engine == "export":
         return export(args.model)
 
     start = time.perf_counter()
-    ids, mask = inputs(args.batch, args.seq)
-    if args.engine in ("numpy", "numba"):
+    ids, mask = inputs(args.batch, args.seq) if args.seq > 0 else (None, None)
+    if args.engine in ("numpy", "numba", "numba-int8", "numba-blas"):
         run = minidistil_engine(args.engine, args.model, args.threads, ids, mask, args.mlm)
     elif args.engine == "torch":
         run = torch_engine(args.model, args.threads, ids, mask, args.mlm)
-    elif args.engine == "onnxruntime":
-        run = onnxruntime_engine(args.model, args.threads, ids, mask, args.mlm)
+    elif args.engine in ("onnxruntime", "onnxruntime-int8"):
+        run = onnxruntime_engine(args.model, args.threads, ids, mask, args.mlm, int8=args.engine.endswith("-int8"))
+    elif args.engine == "corpus-minidistil":
+        run = corpus_minidistil_engine(args.model, args.threads, args.texts, args.batch)
+    elif args.engine == "corpus-st":
+        run = corpus_st_engine(args.model, args.threads, args.texts, args.batch)
     else:
         run = sgemm_engine(args.threads)
     load_s = time.perf_counter() - start
@@ -140,7 +212,8 @@ def main(argv=None):
     first_s = time.perf_counter() - t
     if args.save:
         np.save(args.save, first)
-    print(json.dumps({"ready": True, "load_s": load_s, "first_s": first_s}), flush=True)
+    print(json.dumps({"ready": True, "load_s": load_s, "first_s": first_s,
+                      "weights_bytes": getattr(run, "weights_bytes", None)}), flush=True)
 
     for line in sys.stdin:
         command = line.split()
@@ -152,7 +225,7 @@ def main(argv=None):
             run()
             times.append(time.perf_counter() - t)
         print(json.dumps({"times": times}), flush=True)
-    print(json.dumps({"peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)
+    print(json.dumps(memory_kib()), flush=True)
     return 0
 
 

@@ -1,0 +1,63 @@
+"""What the CPU that Numba compiles for offers: its vector width and register count.
+
+The packed matrix kernels (gemm.py) size their register tiles from these two
+numbers instead of from constants tuned on one machine:
+
+    AVX-512     16 float32 lanes, 32 vector registers
+    AVX / AVX2   8 lanes, 16 registers
+    SSE, NEON    4 lanes, 16 (x86) or 32 (Arm) registers
+
+The features are the ones Numba's code generator uses: $NUMBA_CPU_FEATURES
+when set (e.g. "-avx512f,..." to emulate an older CPU), else the host's, as
+LLVM reports them. Numba's on-disk cache keys every kernel by the same CPU
+name and features, so a cache made on another kind of CPU is never loaded.
+"""
+
+import functools
+import platform
+from typing import NamedTuple
+
+import llvmlite.binding as llvm
+import numba
+
+# Instruction-set extensions a benchmark reports (LLVM's names).
+REPORTED_FEATURES = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vnni", "avxvnni", "amx-int8")
+
+
+class VectorUnit(NamedTuple):
+    lanes: int  # float32 (or int32) elements per vector register
+    registers: int  # vector registers the compiler can allocate
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_name():
+    """The CPU Numba compiles for: $NUMBA_CPU_NAME, else the host's (LLVM's name, e.g. "znver3")."""
+    return numba.config.CPU_NAME or llvm.get_host_cpu_name()
+
+
+@functools.lru_cache(maxsize=None)
+def features():
+    """The set of enabled target features Numba compiles with (LLVM names: "avx2", "avx512f", ...)."""
+    flat = numba.config.CPU_FEATURES
+    if flat is None:
+        flat = llvm.get_host_cpu_features().flatten()
+    return frozenset(f[1:] for f in flat.split(",") if f.startswith("+"))
+
+
+@functools.lru_cache(maxsize=None)
+def vector_unit():
+    """The VectorUnit of the compile target (see the module docstring)."""
+    enabled = features()
+    if "avx512f" in enabled:
+        return VectorUnit(lanes=16, registers=32)
+    if "avx" in enabled:
+        return VectorUnit(lanes=8, registers=16)
+    arm = platform.machine().lower() in ("arm64", "aarch64")
+    return VectorUnit(lanes=4, registers=32 if arm else 16)
+
+
+def describe():
+    """A one-line summary for benchmarks and bug reports: CPU name, vector unit, reported features."""
+    unit = vector_unit()
+    flags = [name for name in REPORTED_FEATURES if name in features()]
+    return f"{cpu_name()}, {unit.lanes} float32 lanes x {unit.registers} registers, features: {' '.join(flags) or 'none'}"

@@ -1,0 +1,235 @@
+"""int8 kernels: kernels/reference.py defines them (the spec); the Numba kernels give exactly its integers.
+
+Exact means equal, not close: the quantized activations (values and scales) and the int32 sums.
+The sums are compared through the tile's float32 output with every scale 1 and no bias, which is
+float32(sum) itself, exact while |sum| < 2**24 (here In <= 1024, so |sum| <= 1024 * 127 * 127).
+The dequantized float32 outputs are then held to the rounding of the last multiply-add.
+"""
+
+import numpy as np
+import pytest
+
+from minidistil.kernels import reference as R
+
+pytest.importorskip("numba")
+from minidistil.kernels import cpu, gemm, isa  # noqa: E402
+
+EPS = float(np.finfo(np.float32).eps)
+SHAPES = [  # (rows, In, Out): whole tiles, edge tiles (odd rows), partial panels, odd In, one column
+    (1, 1, 1), (2, 3, 5), (5, 31, 16), (6, 64, 17), (7, 33, 40), (13, 768, 33), (64, 130, 48), (97, 1024, 3)]
+
+
+def _ints(rng, shape):
+    return rng.integers(-127, 128, size=shape).astype(np.int8)
+
+
+def _numba_quantize(x):
+    xq, scales = gemm.quantize_rows(np.ascontiguousarray(x, dtype=np.float32), x.shape[1] + x.shape[1] % 2, parallel=False)
+    return xq, scales
+
+
+# ---------------------------------------------------------------- the spec itself
+
+
+def test_quantize_symmetric_by_hand():
+    x = np.array([[0, 0, 0], [1, -2, 0.5], [127, 0.5, 1.5], [127, 2.5, -2.5]], np.float32)
+    values, scales = R.quantize_symmetric(x)
+    assert values.dtype == np.int8 and scales.dtype == np.float32
+    assert values.tolist() == [[0, 0, 0], [64, -127, 32], [127, 0, 2], [127, 2, -2]]  # ties to even
+    assert scales.tolist() == [1.0, np.float32(2 / 127), 1.0, 1.0]  # an all-zero row gets scale 1
+
+
+def test_quantize_rows_by_hand():
+    """Activations: around the midpoint of each row's range, so a lopsided row uses all 255 steps."""
+    x = np.array([[1, -2, 0.5], [3, 3, 3], [-127, 127, 0.5]], np.float32)
+    values, scales, centers = R.quantize_rows(x)
+    assert values.tolist() == [[127, -127, 85], [0, 0, 0], [-127, 127, 0]]
+    assert scales.tolist() == [np.float32(1.5) / np.float32(127), 1.0, 1.0]
+    assert centers.tolist() == [-0.5, 3.0, 0.0]  # a constant row is its center exactly
+
+
+def test_quantize_rows_non_finite_rows_become_nan():
+    values, scales, centers = R.quantize_rows(np.array([[np.nan, 1, 2], [np.inf, 1, 0], [1, 2, 3]], np.float32))
+    assert values[:2].tolist() == [[0, 0, 0], [0, 0, 0]] and np.isnan(scales[:2]).all() and np.isnan(centers[:2]).all()
+    assert np.isfinite(scales[2]) and np.isfinite(centers[2])
+    assert np.isnan(R.linear_int8(np.array([[np.nan, 1.0]], np.float32), R.quantize_matrix(np.eye(2, dtype=np.float32)))).all()
+
+
+def test_quantize_matrix_refuses_non_finite_weights_naming_them():
+    w = np.ones((3, 4), np.float32)
+    w[1, 2] = np.inf
+    with pytest.raises(ValueError, match="cannot quantize 'q.weight': 1 of its 3 rows hold inf or NaN"):
+        R.quantize_matrix(w, "'q.weight'")
+
+
+def test_quantize_matrix_in_chunks_equals_at_once():
+    w = np.random.default_rng(0).standard_normal((37, 9)).astype(np.float32)
+    whole = R.quantize_matrix(w, rows_per_chunk=1000)
+    chunked = R.quantize_matrix(w, rows_per_chunk=5)
+    assert np.array_equal(whole.values, chunked.values) and np.array_equal(whole.scales, chunked.scales)
+
+
+def test_int8_products_are_exact_in_float64():
+    rng = np.random.default_rng(1)
+    xq, wq = np.full((2, 3072), 127, np.int8), np.full((4, 3072), -127, np.int8)  # the largest |sum| In = 3072 allows
+    assert R.int8_products(xq, wq).tolist() == [[-127 * 127 * 3072] * 4] * 2
+    xq, wq = _ints(rng, (5, 300)), _ints(rng, (7, 300))
+    assert np.array_equal(R.int8_products(xq, wq), xq.astype(np.int64) @ wq.astype(np.int64).T)
+
+
+def test_linear_int8_is_close_to_float32():
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((8, 256)).astype(np.float32) + 3, rng.standard_normal((32, 256)).astype(np.float32)
+    exact, ours = x @ w.T, R.linear_int8(x, R.quantize_matrix(w))
+    # each operand is off by at most half a step (max|row| / 254): relative error ~ 2 * 0.5 / 127 per product
+    assert np.abs(ours - exact).max() <= 0.02 * np.abs(x).max() * np.abs(w).max() * np.sqrt(256)
+
+
+# ---------------------------------------------------------------- numba == spec, exactly
+
+
+@pytest.mark.parametrize("magnitude", [1e-30, 1e-3, 1.0, 1e3, 1e30])
+def test_numba_quantizes_rows_exactly_as_the_spec(magnitude):
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((50, 77)) * magnitude).astype(np.float32)
+    x[3] = 0
+    x[4, 5] = np.nan
+    x[5, 0] = -np.inf
+    x[6] = np.round(x[6] / np.abs(x[6]).max() * 127 * 2) / 2 * np.abs(x[6]).max() / 127  # many exact ties
+    x[7] = np.abs(x[7])  # lopsided rows
+    x[8] = -np.abs(x[8]) - magnitude
+    values, scales, centers = R.quantize_rows(x)
+    for parallel in (False, True):
+        xq, affine = gemm.quantize_rows(x, 78, parallel)
+        assert np.array_equal(xq[:, :77], values) and not xq[:, 77].any(), f"parallel={parallel}"
+        assert np.array_equal(affine[:, 0], scales, equal_nan=True), f"parallel={parallel}"
+        assert np.array_equal(affine[:, 1], centers, equal_nan=True), f"parallel={parallel}"
+
+
+@pytest.mark.parametrize("rows, inner, cols", SHAPES)
+@pytest.mark.parametrize("variant", ["serial", "parallel"])
+def test_numba_int8_sums_equal_the_spec_exactly(rows, inner, cols, variant):
+    rng = np.random.default_rng(rows * 1000 + cols)
+    xi, wi = _ints(rng, (rows, inner)), _ints(rng, (cols, inner))
+    packed = gemm.pack_int8(wi, np.ones(cols, np.float32))
+    xq = np.zeros((rows, inner + inner % 2), np.int16)
+    xq[:, :inner] = xi
+    out = np.full((rows, cols), np.nan, np.float32)
+    kernel = getattr(gemm._matmul, variant)
+    tasks = 1 if variant == "serial" else 2
+    unit = np.tile(np.array([1, 0], np.float32), (rows, 1))  # scale 1, center 0: out = float32(sum)
+    kernel(xq, unit, packed.panels, packed.scales, packed.center_weights, np.zeros(cols, np.float32), out, tasks,
+           gemm.TILE_ROWS)  # one tile of rows per block: every block boundary is crossed
+    assert np.array_equal(out.astype(np.int64), R.int8_products(xi, wi).astype(np.int64))
+
+
+@pytest.mark.parametrize("rows, inner, cols", SHAPES)
+@pytest.mark.parametrize("tasks", [1, 2])
+def test_numba_int8_linear_equals_the_spec(rows, inner, cols, tasks):
+    rng = np.random.default_rng(rows + inner + cols)
+    x = rng.standard_normal((rows, inner)).astype(np.float32) + 0.5
+    w = rng.standard_normal((cols, inner)).astype(np.float32)
+    bias = rng.standard_normal(cols).astype(np.float32)
+    quantized = R.quantize_matrix(w)
+    ref = R.linear_int8(x, quantized, bias)
+    out = gemm.matmul(x, gemm.pack_int8(*quantized), bias, np.empty((rows, cols), np.float32), tasks)
+    # same integers, scales and centers; only the order and fusing of the last two multiply-adds differ
+    xq, x_scale, x_center = R.quantize_rows(x)
+    terms = (np.abs(R.int8_products(xq, quantized.values) * (x_scale[:, None] * quantized.scales[None, :]))
+             + np.abs(x_center[:, None] * quantized.center_weights()[None, :]) + np.abs(bias))
+    assert np.all(np.abs(out - ref) <= 3 * EPS * terms + 1e-37)
+
+
+def test_numba_ops_int8_linear_and_embed_equal_numpy_ops():
+    rng = np.random.default_rng(4)
+    params = {"w": rng.standard_normal((40, 24)).astype(np.float32), "b": rng.standard_normal(40).astype(np.float32)}
+    fast = cpu.NumbaOps().prepare(params, matrices=["w"], quantize="int8")
+    ref = R.NumpyOps().prepare(params, matrices=["w"], quantize="int8")
+    assert isinstance(fast["w"], gemm.PackedMatrix) and fast["w"].dtype == np.int8
+    assert isinstance(ref["w"], R.QuantizedMatrix) and ref["w"].values.dtype == np.int8
+    x = rng.standard_normal((3, 5, 24)).astype(np.float32)
+    ours = cpu.NumbaOps().linear(x, fast["w"], fast["b"], "gelu")
+    theirs = R.NumpyOps().linear(x, ref["w"], ref["b"], "gelu")
+    assert ours.shape == (3, 5, 40) and np.abs(ours - theirs).max() <= 1e-5 * np.abs(theirs).max()
+    ids = np.array([[0, 39, 17], [16, 15, 1]])
+    assert np.array_equal(cpu.NumbaOps().embed(fast["w"], ids), R.NumpyOps().embed(ref["w"], ids))
+
+
+def test_int8_matrices_take_a_quarter_of_float32():
+    w = np.random.default_rng(5).standard_normal((3072, 768)).astype(np.float32)
+    assert gemm.pack_int8(*R.quantize_matrix(w)).nbytes <= 0.26 * w.nbytes
+    assert R.quantize_matrix(w).nbytes <= 0.26 * w.nbytes
+
+
+@pytest.mark.parametrize("ops", [R.NumpyOps(), cpu.NumbaOps()], ids=["numpy", "numba"])
+def test_prepare_refuses_bad_requests(ops):
+    params = {"w": np.ones((2, 3), np.float32), "b": np.ones(2, np.float32)}
+    with pytest.raises(ValueError, match="quantize must be None or one of 'int8', got 'int4'"):
+        ops.prepare(params, matrices=["w"], quantize="int4")
+    with pytest.raises(ValueError, match="matrix 'x' is not among the parameters"):
+        ops.prepare(params, matrices=["x"])
+    with pytest.raises(ValueError, match=r"matrix 'b' has shape \(2,\), expected \[Out, In\]"):
+        ops.prepare(params, matrices=["b"])
+    params["w"][0, 0] = np.nan
+    with pytest.raises(ValueError, match="cannot quantize 'w'"):
+        ops.prepare(params, matrices=["w"], quantize="int8")
+
+
+# ---------------------------------------------------------------- float32 packing, and the code LLVM makes
+
+
+def test_float32_packing_round_trips_and_linear_matches():
+    rng = np.random.default_rng(6)
+    w = rng.standard_normal((37, 19)).astype(np.float32)
+    packed = gemm.pack_float32(w)
+    assert packed.panels.ctypes.data % gemm.ALIGN == 0
+    assert packed.panels.shape == (-(-37 // gemm.PANEL), 19, gemm.PANEL)
+    ids = np.arange(37).reshape(1, 37)
+    assert np.array_equal(packed.rows(ids)[0], w)
+    x = rng.standard_normal((gemm.TILE_ROWS * 3 + 1, 19)).astype(np.float32)
+    for tasks in (1, 2):
+        out = gemm.matmul(x, packed, np.zeros(37, np.float32), np.empty((len(x), 37), np.float32), tasks)
+        assert np.abs(out - x @ w.T).max() <= 32 * EPS * (np.abs(x) @ np.abs(w).T).max()
+
+
+def test_row_blocks_do_not_change_results(monkeypatch):
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((50, 40)).astype(np.float32), rng.standard_normal((20, 40)).astype(np.float32)
+    packed = gemm.pack_float32(w)
+    one_block = gemm.matmul(x, packed, np.zeros(20, np.float32), np.empty((50, 20), np.float32), 2)
+    monkeypatch.setattr(gemm, "ROW_BLOCK_BYTES", 1)  # a block per tile of rows
+    assert gemm.row_block(40, 4) == gemm.TILE_ROWS
+    many = gemm.matmul(x, packed, np.zeros(20, np.float32), np.empty((50, 20), np.float32), 2)
+    assert np.array_equal(one_block, many)
+
+
+def test_tile_shape_follows_the_vector_unit():
+    assert gemm.tile_shape(isa.VectorUnit(lanes=8, registers=16)) == (6, 2, 8)  # AVX2: 12 accumulators + 3
+    assert gemm.tile_shape(isa.VectorUnit(lanes=16, registers=32)) == (14, 2, 16)  # AVX-512: 28 + 3
+    rows, vectors, lanes = gemm.tile_shape()
+    assert rows * vectors + vectors + 1 <= isa.vector_unit().registers
+
+
+def _tile_asm(kernel, *arrays):
+    """The machine code of a fresh (uncached) function around one tile kernel."""
+    import numba
+
+    if len(arrays) == 4:
+        fn = numba.njit(lambda x, w, b, out: kernel(x, 0, x.shape[1], w, 0, b, 0, out, 0, out.shape[1], x.shape[1]))
+    else:
+        fn = numba.njit(lambda x, a, w, s, out: kernel(x, 0, x.shape[1], a, 0, w, 0, s, s, s, 0, out, 0, out.shape[1],
+                                                       x.shape[1] // 2))
+    fn(*arrays)
+    return "\n".join(fn.inspect_asm().values())
+
+
+@pytest.mark.skipif("avx2" not in isa.features(), reason="the instruction check is for x86 with AVX2")
+def test_tiles_compile_to_fma_and_pmaddwd():
+    rows, width = gemm.TILE_ROWS, gemm.PANEL
+    x = np.ones((rows, 8), np.float32)
+    out = np.empty((rows, width), np.float32)
+    asm = _tile_asm(gemm._F32_TILE, x, np.ones(8 * width, np.float32), np.zeros(width, np.float32), out)
+    assert "vfmadd" in asm
+    asm = _tile_asm(gemm._I8_TILE, np.ones((rows, 8), np.int16), np.ones((rows, 2), np.float32),
+                    np.ones(8 * width, np.int8), np.zeros(width, np.float32), out)
+    assert "vpmaddwd" in asm and "vpmulld" not in asm  # the pair product, not a 32-bit multiply per lane
