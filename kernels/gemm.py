@@ -66,6 +66,7 @@ TILE_ROWS, TILE_VECTORS, LANES = tile_shape()
 PANEL = TILE_VECTORS * LANES  # output rows per panel = columns of a tile
 EDGE_ROWS = 2  # the last rows % TILE_ROWS go through tiles of this many rows (see the module docstring)
 _F32_TILE, _F32_EDGE = (simd.fma_tile(rows, TILE_VECTORS, LANES) for rows in (TILE_ROWS, EDGE_ROWS))
+FLOAT32_TILE = _F32_TILE  # for other kernels made of small products (cpu.py's attention)
 _I8_TILE, _I8_EDGE = (simd.madd_tile(rows, TILE_VECTORS, LANES) for rows in (TILE_ROWS, EDGE_ROWS))
 
 

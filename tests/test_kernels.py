@@ -31,6 +31,12 @@ def _exp32(x, out):
         out[i] = np.float32(fastmath.exp64(np.float64(x[i])))
 
 
+@numba.njit(error_model="numpy", fastmath={"contract"})
+def _exp32_float32(x, out):
+    for i in range(x.size):
+        out[i] = fastmath.exp32(x[i])
+
+
 @numba.njit(error_model="numpy")
 def _erf32(x, out):
     for i in range(x.size):
@@ -58,6 +64,25 @@ def test_exp_error_bound_on_a_dense_grid():
     err = _relative_error(out, exact)
     assert err < fastmath.MAX_RELATIVE_ERROR, f"exp: max relative error {err:.3e}"
     assert np.all(np.isfinite(out))
+
+
+def test_float32_exp_error_bound_on_a_dense_grid():
+    lo, hi = math.log(FLOAT32_NORMAL_MIN), math.log(float(np.finfo(np.float32).max))
+    x = np.concatenate([np.linspace(lo, hi, 2_000_003).astype(np.float32), np.float32([0.0, -0.0, 1e-30, -1e-7])])
+    exact = np.exp(x.astype(np.float64))
+    normal = (exact >= FLOAT32_NORMAL_MIN) & (exact <= float(np.finfo(np.float32).max))
+    out = np.empty_like(x)
+    _exp32_float32(x, out)
+    err = _relative_error(out[normal], exact[normal])
+    assert err < fastmath.EXP32_MAX_RELATIVE_ERROR, f"exp32: max relative error {err:.3e}"
+
+
+def test_float32_exp_edges():
+    x = np.float32([-np.inf, np.finfo(np.float32).min, -104.0, -87.4, 88.8, 1e30, np.inf, np.nan])
+    out = np.empty_like(x)
+    _exp32_float32(x, out)
+    assert out[:4].tolist() == [0.0] * 4  # a masked score (the most negative float32) gives exactly 0
+    assert np.all(np.isinf(out[4:7])) and np.isnan(out[7])
 
 
 def test_exp_edges():
