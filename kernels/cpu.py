@@ -361,8 +361,7 @@ class NumbaOps(Ops):
         first (warmup.py: one notice on stderr, then never again)."""
         check_quantize(quantize)
         if matrices:
-            for kernel_set in (None,) if quantize is None else (None, quantize):
-                warmup.ensure_compiled(self, _cache_dir(), kernel_set)
+            warmup.ensure_compiled(self, _cache_dir(), (None,) if quantize is None else (None, quantize))
         prepared = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in params.items()}
         for name in matrix_names(prepared, matrices):
             if quantize == "int8":

@@ -47,24 +47,30 @@ def stamp_path(cache_dir, quantize):
     return Path(cache_dir) / f"minidistil-{quantize or 'float32'}-{_key(quantize)}.stamp"
 
 
-def ensure_compiled(ops, cache_dir, quantize=None):
-    """Compile (or load) every kernel of the forward pass on `ops` (a NumbaOps), unless the stamp says it was.
+def ensure_compiled(ops, cache_dir, kernel_sets=(None,)):
+    """Compile (or load) every kernel of the forward pass on `ops` (a NumbaOps), unless the stamps say it was.
 
-    cache_dir: where Numba caches these kernels (None: no cache, nothing to do). Returns True when
-    it compiled, False when the stamp was there. The stamp is written only when the cache
+    cache_dir: where Numba caches these kernels (None: no cache, nothing to do). kernel_sets: None
+    (float32) and/or "int8". Returns the sets it compiled. A stamp is written only when the cache
     directory is writable: without one, every process would compile anyway.
     """
     if cache_dir is None:
-        return False
-    stamp = stamp_path(cache_dir, quantize)
-    if stamp.exists() or not os.access(cache_dir, os.W_OK):
-        return False
-    sys.stderr.write(NOTICE.format(seconds=ESTIMATE_S[quantize], where=cache_dir))
-    sys.stderr.flush()
-    start = time.perf_counter()
-    exercise(ops, quantize)
-    stamp.write_text(f"compiled in {time.perf_counter() - start:.1f} s\n")
-    return True
+        return []
+    try:
+        os.makedirs(cache_dir, exist_ok=True)  # Numba makes it on its first save; the stamp may come first
+    except OSError:
+        return []
+    if not os.access(cache_dir, os.W_OK):
+        return []
+    missing = [kind for kind in kernel_sets if not stamp_path(cache_dir, kind).exists()]
+    if missing:
+        sys.stderr.write(NOTICE.format(seconds=sum(ESTIMATE_S[kind] for kind in missing), where=cache_dir))
+        sys.stderr.flush()
+    for kind in missing:
+        start = time.perf_counter()
+        exercise(ops, kind)
+        stamp_path(cache_dir, kind).write_text(f"compiled in {time.perf_counter() - start:.1f} s\n")
+    return missing
 
 
 def exercise(ops, quantize=None):

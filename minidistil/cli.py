@@ -31,7 +31,9 @@ class UsageError(Exception):
 def _common(parser, default_model_help, inputs=True):
     parser.add_argument("--model", help=f"model directory or hub name (default: {default_model_help})")
     parser.add_argument("--revision", help="hub revision (branch, tag or commit) of a named model")
-    parser.add_argument("--backend", choices=("auto", "numpy", "numba", "cupy"), help="kernel backend (default: auto)")
+    parser.add_argument("--backend", choices=("auto", "numpy", "numba", "cupy"),
+                        help="kernel backend (default: numpy for inputs given on the command line, where it starts "
+                             "faster; numba, when installed, for inputs from a file or stdin)")
     parser.add_argument("--threads", type=int, help="CPU threads for the numba backend")
     parser.add_argument("--quantize", choices=("int8",),
                         help="int8 weights and activations (numba and numpy backends): a quarter of the weight "
@@ -139,10 +141,29 @@ def _inputs(args, single):
     raise UsageError("no input: give a text, --input FILE, or pipe lines into stdin")
 
 
+def _backend(args):
+    """--backend, else $MINIDISTIL_BACKEND, else by workload: numpy when the inputs are on the command line.
+
+    A numba process spends ~0.5 s of CPU importing numba and setting up its compiler's tables
+    before its first kernel runs, more than the numpy backend needs for a whole forward pass of a
+    few short texts; inputs from a file or a pipe run on numba ("auto"). Measured with
+    `python tools/bench/bench_startup.py` (README, "Startup").
+    """
+    import os
+
+    from .kernels import BACKEND_ENV
+
+    if args.backend is not None or os.environ.get(BACKEND_ENV):
+        return args.backend
+    from_file = getattr(args, "input", None) is not None or getattr(args, "corpus", None) is not None
+    on_command_line = any(getattr(args, name, None) is not None for name in ("text", "texts", "question"))
+    return "numpy" if on_command_line and not from_file else None
+
+
 def _pipeline(task, args, **options):
     from .pipelines import pipeline
 
-    return pipeline(task, model=args.model, revision=args.revision, backend=args.backend, threads=args.threads,
+    return pipeline(task, model=args.model, revision=args.revision, backend=_backend(args), threads=args.threads,
                     batch_size=args.batch_size, quantize=args.quantize, **options)
 
 

@@ -415,3 +415,46 @@ def test_results_survive_later_calls():
     for _ in range(3):
         ops.layernorm(2 * x + 1, gamma, beta, 1e-12, residual=x)
     np.testing.assert_array_equal(first, kept)
+
+
+# ---------------------------------------------------------------- one compile, on the first run
+
+FIRST_RUN = r"""
+import sys, numpy as np, numba
+from minidistil import DistilBertForMaskedLM
+from minidistil.modeling.config import DistilBertConfig
+from minidistil.kernels import activate, cpu, fastmath, gemm, jit
+
+def compiled():
+    count = 0
+    for module in (activate, cpu, fastmath, gemm):
+        for value in vars(module).values():
+            for d in (value.parallel, value.serial) if isinstance(value, jit.Kernel) else (value,):
+                count += len(getattr(d, "overloads", ()))
+    return count
+
+config = DistilBertConfig(vocab_size=50, dim=16, n_heads=2, hidden_dim=32, n_layers=2, max_position_embeddings=40)
+model = DistilBertForMaskedLM(config, backend="numba", quantize=sys.argv[1] or None)
+before = compiled()
+ids = np.random.default_rng(0).integers(0, 50, (3, 33))
+for serial_work in (0, 1 << 62):  # every op through the pool, then every op in the calling thread
+    model.ops.serial_work = serial_work
+    for rows in (1, 3):
+        model(input_ids=ids[:rows], attention_mask=np.ones((rows, 33)))
+print(before, compiled())
+"""
+
+
+@pytest.mark.parametrize("quantize", ["", "int8"])
+def test_the_first_model_compiles_every_kernel_of_the_forward_pass_once(tmp_path, quantize):
+    """One notice, one compile: later forward passes, of any batch size and on either variant of each
+    kernel, compile nothing more; a later process finds the stamp and says nothing."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_NUM_THREADS": "2"}
+    runs = [subprocess.run([sys.executable, "-c", FIRST_RUN, quantize], env=env, cwd=ROOT, capture_output=True,
+                           text=True, check=True) for _ in range(2)]
+    first, second = runs
+    assert first.stderr.count("compiling kernels once") == 1, first.stderr
+    before, after = map(int, first.stdout.split())
+    assert before == after, f"{after - before} kernel variants compiled after the warm-up"
+    assert "compiling kernels once" not in second.stderr
+    assert len(list(tmp_path.rglob("minidistil-*.stamp"))) == (2 if quantize else 1)

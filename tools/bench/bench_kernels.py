@@ -3,7 +3,7 @@
     python tools/bench/bench_kernels.py spin        # OpenMP spin-wait vs the next BLAS call, per threading setup,
                                               # and OpenBLAS's spin-wait vs the next Numba kernel (and the
                                               # CPU time its threads burn while the process is idle)
-    python tools/bench/bench_kernels.py small-m     # small-batch matmul kernel vs OpenBLAS, by number of rows
+    python tools/bench/bench_kernels.py gemm        # the packed matmul (float32, int8) vs OpenBLAS, by number of rows
     python tools/bench/bench_kernels.py ops         # each op, numba vs the NumPy reference, batch 32 x 128 and 1 x 128
     python tools/bench/bench_kernels.py all
 
@@ -111,9 +111,9 @@ def idle_burn(n=10):  # CPU time the process uses while it sleeps 200 ms right a
 
 
 gemm = timed(lambda: np.matmul(x, w.T, out=y))
-kernel = timed(lambda: cpu._matmul_small(y, w2, b2, z))
-both = timed(lambda: (np.matmul(x, w.T, out=y), cpu._matmul_small(y, w2, b2, z)))
-print(f"GEMM {gemm:.2f} ms + small-M kernel {kernel:.2f} ms = {gemm + kernel:.2f}; one after the other {both:.2f} ms; "
+kernel = timed(lambda: cpu._bias_act.parallel(y, b, 1))  # the GELU pass a BLAS linear is followed by
+both = timed(lambda: (np.matmul(x, w.T, out=y), cpu._bias_act.parallel(y, b, 1)))
+print(f"GEMM {gemm:.2f} ms + GELU pass {kernel:.2f} ms = {gemm + kernel:.2f}; one after the other {both:.2f} ms; "
       f"CPU burnt in 200 ms idle after a GEMM {idle_burn():.1f} ms")
 """
 
@@ -133,7 +133,7 @@ def spin(threads):
                              capture_output=True, text=True)
         print(f"- {label}: {res.stdout.strip() or res.stderr.strip().splitlines()[-1]}")
     print(f"## OpenBLAS spin-wait vs the next Numba kernel ({threads} threads): GEMM (128 x 768) @ (768 x 3072), "
-          "then the small-batch matmul kernel (128 x 3072) @ (3072 x 768)")
+          "then the GELU pass over its output (a linear whose weight is not packed)")
     for label, timeout in (("OpenBLAS default (OPENBLAS_THREAD_TIMEOUT=28: spins ~0.1 s)", "28"),
                            ("as kernels/cpu.py sets it (OPENBLAS_THREAD_TIMEOUT=4)", None)):
         env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
@@ -144,43 +144,41 @@ def spin(threads):
         print(f"- {label}: {res.stdout.strip() or res.stderr.strip().splitlines()[-1]}")
 
 
-# ---------------------------------------------------------------- small M
+# ---------------------------------------------------------------- packed matmul
 
 
-def small_m(threads):
+def gemm_table(threads):
     import numpy as np
 
-    from minidistil.kernels import cpu
+    from minidistil.kernels import cpu, gemm
+    from minidistil.kernels.reference import quantize_matrix
 
-    ops = cpu.NumbaOps(threads=threads)  # sets BLAS and Numba threads
+    cpu.NumbaOps(threads=threads)._parallel(1 << 30)  # sets BLAS and Numba threads
     rng = np.random.default_rng(0)
-    # one layer's six weights per layer, 6 layers: 170 MB, streamed from memory as in the model
+    # the six weights of each of 6 layers: 170 MB, streamed from memory as in the model
     shapes = [(768, 768)] * 4 + [(3072, 768), (768, 3072)]
-    layers = [[rng.standard_normal(s, dtype=np.float32) for s in shapes] for _ in range(6)]
-    print(f"## Linear layers of the 6-layer encoder (no bias), {threads} threads: ms per pass over all 36 weights")
-    print("| rows M | OpenBLAS x @ W.T | small-M kernel | speed-up |")
-    print("|---|---|---|---|")
-    for m in (1, 4, 8, 16, 32, 64, 128, 256):
+    weights = [rng.standard_normal(s, dtype=np.float32) for _ in range(6) for s in shapes]
+    packed = [gemm.pack_float32(w) for w in weights]
+    quantized = [gemm.pack_int8(*quantize_matrix(w)) for w in weights]
+    print(f"## The 36 linear weights of the encoder (no bias), {threads} threads: ms per pass over all of them, "
+          "median (min)")
+    print("| rows M | OpenBLAS x @ W.T | packed float32 | speed-up | packed int8 | int8 ÷ float32 |")
+    print("|---|---|---|---|---|---|")
+    for m in (1, 8, 32, 128, 512, 4096):
         xs = {k: rng.standard_normal((m, k), dtype=np.float32) for k in (768, 3072)}
         outs = {n: np.empty((m, n), np.float32) for n in (768, 3072)}
         zeros = {n: np.zeros(n, np.float32) for n in (768, 3072)}
-        pad = {k: np.zeros((m + (-m) % 4, k), np.float32) for k in (768, 3072)}
-        for k in pad:
-            pad[k][:m] = xs[k]
-        outs_p = {n: np.empty((m + (-m) % 4, n), np.float32) for n in (768, 3072)}
 
-        def run_blas():
-            for layer in layers:
-                for w in layer:
+        def run(matrices):
+            for w, p in zip(weights, matrices):
+                if p is None:
                     np.matmul(xs[w.shape[1]], w.T, out=outs[w.shape[0]])
+                else:
+                    gemm.matmul(xs[w.shape[1]], p, zeros[w.shape[0]], outs[w.shape[0]], threads)
 
-        def run_small():
-            for layer in layers:
-                for w in layer:
-                    cpu._matmul_small(pad[w.shape[1]], w, zeros[w.shape[0]], outs_p[w.shape[0]])
-
-        a, b = timed(run_blas, 10), timed(run_small, 10)
-        print(f"| {m} | {fmt(a)} | {fmt(b)} | {a[0] / b[0]:.2f} |")
+        n = 3 if m >= 512 else 10
+        a, b, c = (timed(lambda: run(ms), n) for ms in ([None] * len(weights), packed, quantized))
+        print(f"| {m} | {fmt(a)} | {fmt(b)} | {a[0] / b[0]:.2f} | {fmt(c)} | {c[0] / b[0]:.2f} |")
 
 
 # ---------------------------------------------------------------- ops
@@ -209,8 +207,9 @@ def ops_table(threads):
         mask = np.ones((batch, seq), np.int64)
         probs = ref.attention_probs(q, k, mask, 0.125)
         n = 3 if batch > 1 else 20
+        w1_fast = fast.prepare({"w": w1}, matrices=["w"])["w"]
         cases = [
-            ("linear + GELU (768 -> 3072)", lambda o: o.linear(x, w1, b1, "gelu")),
+            ("linear + GELU (768 -> 3072)", lambda o: o.linear(x, w1_fast if o is fast else w1, b1, "gelu")),
             ("GELU alone", lambda o: o.activation(h, "gelu")),
             ("attention_probs", lambda o: o.attention_probs(q, k, mask, 0.125)),
             ("attention_context", lambda o: o.attention_context(probs, v)),
@@ -224,13 +223,13 @@ def ops_table(threads):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("spin", "small-m", "ops", "all"))
+    parser.add_argument("what", choices=("spin", "gemm", "ops", "all"))
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     if args.what in ("spin", "all"):
         spin(args.threads)
-    if args.what in ("small-m", "all"):
-        small_m(args.threads)
+    if args.what in ("gemm", "all"):
+        gemm_table(args.threads)
     if args.what in ("ops", "all"):
         ops_table(args.threads)
 
