@@ -6,10 +6,11 @@
     minidistil classify --input reviews.txt > labels.jsonl
 
 Texts come from the arguments, or one per line from --input FILE (or `-`, or a
-piped stdin when no text is given); many inputs are run in batches with a
-progress bar on stderr and printed as JSON lines {"input": ..., "output": ...}.
+piped stdin when no text is given; cli_inputs.py has the contract); many inputs
+are run in batches with progress on stderr and printed as JSON lines
+{"input": ..., "output": ...}, a blank line giving "output": null.
 Exit status: 0 success, 1 model or input error (one line on stderr; --debug
-shows the traceback), 2 bad usage.
+anywhere on the line shows the traceback), 2 bad usage.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
+
+from . import __version__
+from .cli_inputs import DECODE_ERRORS, is_blank, read_lines, read_text
+from .cli_messages import HEAD_COMMANDS, head_hint, one_line, show_warnings_once
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -29,14 +35,27 @@ class UsageError(Exception):
 
 
 def _common(parser, default_model_help, inputs=True):
-    parser.add_argument("--model", help=f"model directory or hub name (default: {default_model_help})")
+    parser.add_argument("--model",
+                        help=f"model directory, hub name or installed model package (default: {default_model_help})")
     parser.add_argument("--revision", help="hub revision (branch, tag or commit) of a named model")
     parser.add_argument("--backend", choices=("auto", "numpy", "numba", "cupy"), help="kernel backend (default: auto)")
     parser.add_argument("--threads", type=int, help="CPU threads for the numba backend")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     if inputs:
         parser.add_argument("--input", metavar="FILE", help="read inputs one per line from FILE ('-' for stdin)")
+        _decoding(parser)
     parser.add_argument("--batch-size", type=int, default=32, help="inputs per forward pass (default: 32)")
+
+
+def _decoding(parser):
+    parser.add_argument("--errors", choices=DECODE_ERRORS, default="strict",
+                        help="input bytes that are not UTF-8: strict = an error naming the line (default), "
+                             "replace = read them as U+FFFD")
+
+
+def _truncation(parser):
+    parser.add_argument("--truncation", action="store_true",
+                        help="cut inputs longer than the model's positions instead of refusing them")
 
 
 def build_parser():
@@ -47,18 +66,21 @@ def build_parser():
         description="DistilBERT tasks from the shell (NumPy, no torch).",
         epilog="Inputs from --input FILE or stdin give JSON lines. Exit status: 0 ok, 1 error, 2 bad usage.",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (also accepted after the command)")
+    parser.add_argument("--version", action="version", version=f"minidistil {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("fill-mask", help="predict the [MASK] tokens of a text")
     p.add_argument("text", nargs="?", help="text with one or more [MASK]")
     p.add_argument("--top-k", type=int, default=5, help="predictions per mask (default: 5)")
     p.add_argument("--targets", nargs="+", help="score only these tokens")
+    _truncation(p)
     _common(p, DEFAULT_MODELS["fill-mask"])
 
     p = sub.add_parser("classify", help="classify a text (e.g. sentiment)")
     p.add_argument("text", nargs="?")
     p.add_argument("--top-k", type=int, default=1, help="labels to show (default: 1; 0 = all)")
+    _truncation(p)
     _common(p, DEFAULT_MODELS["text-classification"])
 
     p = sub.add_parser("ner", help="tag the named entities of a text")
@@ -88,6 +110,7 @@ def build_parser():
     p.add_argument("query")
     p.add_argument("--corpus", required=True, metavar="FILE", help="one document per line ('-' for stdin)")
     p.add_argument("--top-k", type=int, default=5, help="results to show (default: 5)")
+    _decoding(p)
     _common(p, embedding_model, inputs=False)
 
     p = sub.add_parser("download", help="download a model into the Hugging Face cache and print its directory")
@@ -97,30 +120,35 @@ def build_parser():
     p = sub.add_parser("convert", help="write a BERT or DistilBERT checkpoint as DistilBERT safetensors")
     p.add_argument("src", help="checkpoint directory (or hub name)")
     p.add_argument("dst", help="output directory")
+
+    p = sub.add_parser("init", help="write a checkpoint with a random, UNTRAINED task head, to try a command",
+                       description="Write DIR: the encoder of --from with a random head for --task. The head is "
+                                   "untrained: predictions mean nothing; it is for trying the commands offline.")
+    p.add_argument("dir", help="the new checkpoint directory (must not exist, or be empty)")
+    p.add_argument("--task", required=True, choices=tuple(HEAD_COMMANDS), help="the command the head is for")
+    p.add_argument("--from", dest="source", metavar="MODEL", default=DEFAULT_MODELS["sentence-embedding"],
+                   help=f"the encoder: a model directory or name (default: {embedding_model})")
+    p.add_argument("--labels", help="comma-separated label names for classify / ner (default: the source's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random head (default: 0)")
+
     for name, command_parser in sub.choices.items():
         command_parser.set_defaults(usage=command_parser.format_usage)
+        # SUPPRESS: absent after the command, it leaves the value given (or not) before it.
+        command_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
 
 
 # ------------------------------------------------------------------------------------------ inputs
 
 
-def _read_lines(path, option):
-    """The non-blank lines of file `path` ('-': stdin), which came from `option`.
+def _read_lines(path, option, errors="strict"):
+    """Every line of file `path` ('-': stdin), which came from `option`, blank ones included.
 
-    A file that cannot be opened or is not UTF-8 is a ValueError naming the option and the file,
-    so that main() prints one line the user can act on instead of a bare OS or codec error.
+    The contract (decoding, blank lines, empty input) is cli_inputs.read_lines'; its errors name
+    the option, the file and the line, so that main() prints one line the user can act on.
     """
     where = "stdin" if path == "-" else f"{option} file {path!r}"
-    try:
-        if path == "-":
-            return [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
-        with open(path, encoding="utf-8") as stream:
-            return [line.rstrip("\r\n") for line in stream if line.strip()]
-    except OSError as exc:
-        raise ValueError(f"cannot read {where}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{where} is not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+    return read_lines(path, where, errors)
 
 
 def _inputs(args, single):
@@ -128,11 +156,11 @@ def _inputs(args, single):
     if args.input is not None:
         if single is not None:
             raise UsageError("give a text or --input, not both")
-        return _read_lines(args.input, "--input"), True
+        return _read_lines(args.input, "--input", args.errors), True
     if single is not None:
         return [single], False
     if not sys.stdin.isatty():
-        return _read_lines("-", "stdin"), True
+        return _read_lines("-", "stdin", args.errors), True
     raise UsageError("no input: give a text, --input FILE, or pipe lines into stdin")
 
 
@@ -144,15 +172,20 @@ def _pipeline(task, args, **options):
 
 
 def run_batched(run, items, batch_size, label):
-    """Yield (item, output) for every item, `batch_size` at a time, with a progress bar on stderr."""
+    """Yield (item, output) for every item, `batch_size` at a time, with progress on stderr.
+
+    A blank item (cli_inputs.is_blank) is not run: its output is None, so that outputs stay in
+    step with the input lines.
+    """
     from .progress import Progress
 
     bar = Progress(total=len(items), desc=label, unit="it")
     try:
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
-            outputs = run(chunk)
-            yield from zip(chunk, outputs)
+            todo = [item for item in chunk if not is_blank(item)]
+            outputs = iter(run(todo) if todo else ())
+            yield from ((item, None if is_blank(item) else next(outputs)) for item in chunk)
             bar.update(len(chunk))
     finally:
         bar.close()
@@ -182,7 +215,8 @@ def _check_positive(value, option):
 def cmd_fill_mask(args):
     _check_positive(args.top_k, "--top-k")
     items, batch = _inputs(args, args.text)  # before loading the model: a bad input file fails fast
-    fill = _pipeline("fill-mask", args, top_k=args.top_k, targets=args.targets)
+    tokenizer_kwargs = {"truncation": True} if args.truncation else None
+    fill = _pipeline("fill-mask", args, top_k=args.top_k, targets=args.targets, tokenizer_kwargs=tokenizer_kwargs)
 
     def run(texts):
         out = fill(texts)
@@ -203,7 +237,7 @@ def cmd_classify(args):
     if args.top_k is not None and args.top_k < 0:
         raise UsageError(f"--top-k must be 0 (all) or positive, got {args.top_k}")
     items, batch = _inputs(args, args.text)
-    classify = _pipeline("text-classification", args)
+    classify = _pipeline("text-classification", args, **({"truncation": True} if args.truncation else {}))
     top_k = None if args.top_k == 0 else args.top_k
 
     def run(texts):
@@ -239,7 +273,10 @@ def cmd_qa(args):
         if args.question is not None or args.context is not None:
             raise UsageError("give --question/--context or --input, not both")
         items = []
-        for n, line in enumerate(_read_lines(args.input or "-", "--input"), 1):
+        for n, line in enumerate(_read_lines(args.input or "-", "--input", args.errors), 1):
+            if is_blank(line):
+                items.append(line)  # output null, as for the other commands
+                continue
             try:
                 item = json.loads(line)
             except ValueError:
@@ -253,8 +290,7 @@ def cmd_qa(args):
             raise UsageError("qa needs --question and --context (or --input FILE of JSON lines)")
         context = args.context
         if context.startswith("@"):
-            with open(context[1:], encoding="utf-8") as f:
-                context = f.read()
+            context = read_text(context[1:], f"--context file {context[1:]!r}", args.errors)
         items, batch = [{"question": args.question, "context": context}], False
     answer = _pipeline("question-answering", args, top_k=args.top_k)
 
@@ -308,9 +344,10 @@ def cmd_similarity(args):
 
 def cmd_search(args):
     _check_positive(args.top_k, "--top-k")
-    corpus = _read_lines(args.corpus, "--corpus")
+    # A blank line is no document: nothing to rank, and search prints texts, not line numbers.
+    corpus = [line for line in _read_lines(args.corpus, "--corpus", args.errors) if not is_blank(line)]
     if not corpus:
-        raise ValueError(f"corpus {args.corpus} has no lines")
+        raise ValueError(f"corpus {args.corpus} has only blank lines")
     embed = _embedder(args)
     query = embed([args.query])[0]
     vectors = [v for _, v in run_batched(lambda chunk: list(embed(chunk)), corpus, args.batch_size, "embedding")]
@@ -338,6 +375,19 @@ def cmd_convert(args):
     print(f"wrote {dst} ({config.n_layers} layers, dim {config.dim}, {config.n_heads} heads)")
 
 
+def cmd_init(args):
+    from .untrained import write_untrained_checkpoint
+
+    if args.seed < 0:
+        raise UsageError(f"--seed must be 0 or positive, got {args.seed}")
+    labels = None if args.labels is None else [label.strip() for label in args.labels.split(",")]
+    config = write_untrained_checkpoint(args.dir, HEAD_COMMANDS[args.task], args.source, labels, args.seed)
+    warnings.warn(f"{args.dir} has an UNTRAINED {args.task} head (random weights, seed {args.seed}): "
+                  f"its predictions mean nothing; it is for trying `minidistil {args.task} --model {args.dir}`")
+    label_text = f", labels {', '.join(config.id2label.values())}" if args.task in ("classify", "ner") else ""
+    print(f"wrote {args.dir} ({args.task} head{label_text}; encoder from {args.source})")
+
+
 COMMANDS = {
     "fill-mask": cmd_fill_mask,
     "classify": cmd_classify,
@@ -348,10 +398,30 @@ COMMANDS = {
     "search": cmd_search,
     "download": cmd_download,
     "convert": cmd_convert,
+    "init": cmd_init,
 }
 
 
+def error_line(args, exc):
+    """The one line main() prints for `exc`, in the CLI's terms where it knows them."""
+    from .errors import MissingHeadError, ModelSourceError
+
+    if isinstance(exc, MissingHeadError) and args.command in HEAD_COMMANDS:
+        head = exc.head.replace("_", " ")
+        return f"{exc.source} has no {head} head, which `{args.command}` needs; {head_hint(args.command, args.model)}"
+    message = one_line(exc) or type(exc).__name__
+    if isinstance(exc, ModelSourceError) and args.command in HEAD_COMMANDS and args.model is None:
+        return f"the default model of `{args.command}` is not here ({message}); {head_hint(args.command)}"
+    return message
+
+
 def main(argv=None):
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warnings_once()
+        return _main(argv)
+
+
+def _main(argv):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -375,8 +445,7 @@ def main(argv=None):
     except Exception as exc:  # noqa: BLE001 - one line for the user, the traceback with --debug
         if args.debug:
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"minidistil {args.command}: error: {message}", file=sys.stderr)
+        print(f"minidistil {args.command}: error: {error_line(args, exc)}", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_OK
 

@@ -13,6 +13,18 @@ class CheckpointError(MinidistilError, ValueError):
     """A checkpoint file is malformed, unsafe, or does not fit the config."""
 
 
+class MissingHeadError(CheckpointError):
+    """A checkpoint has no weights for the task head a class needs.
+
+    source: the checkpoint; class_name: the class asked for; head: its schema.HEADS name.
+    Front-ends read these to say, in their own terms, which models have that head.
+    """
+
+    def __init__(self, message, *, source, class_name, head):
+        super().__init__(message)
+        self.source, self.class_name, self.head = source, class_name, head
+
+
 class TokenizerError(MinidistilError, ValueError):
     """A tokenizer file or argument is invalid."""
 

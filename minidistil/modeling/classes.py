@@ -17,10 +17,10 @@ import numpy as np
 from ..checkpoints import schema
 from ..checkpoints.loading import load_checkpoint
 from ..checkpoints.saving import save_checkpoint
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, MissingHeadError
 from . import losses
 from .config import LAYER_NORM_EPS, DistilBertConfig
-from .initialization import random_params, sinusoidal_position_embeddings
+from .initialization import UNTRAINED_HEAD_KEY, random_params, sinusoidal_position_embeddings
 from .inputs import check_inputs, flatten_choices
 from .outputs import (
     BaseModelOutput,
@@ -129,6 +129,9 @@ class DistilBertPreTrainedModel:
         if config_overrides:
             config = config.replace(**config_overrides)
         params = cls._params_from_checkpoint(config, tensors, fresh_head, seed, str(path))
+        if cls.head is not None and config.extra.get(UNTRAINED_HEAD_KEY) == cls.head:
+            warnings.warn(f"{path} has an untrained {cls.head.replace('_', ' ')} head (random weights written by "
+                          "`minidistil init`): its predictions mean nothing", stacklevel=2)
         return cls(config, params, backend=backend, threads=threads)
 
     @classmethod
@@ -136,21 +139,17 @@ class DistilBertPreTrainedModel:
         expected_head = schema.head_shapes(config, cls.head)
         own = set(expected_head)
         foreign = sorted(n for n in tensors if n in schema.head_tensor_names() and n not in own)
-        if foreign:
-            warnings.warn(
-                f"{source}: dropping tensors of another DistilBERT head, unused by {cls.__name__}: {', '.join(foreign)}",
-                stacklevel=3,
-            )
-            tensors = {n: v for n, v in tensors.items() if n not in foreign}
+        tensors = {n: v for n, v in tensors.items() if n not in foreign}
         if expected_head:
             present = [n for n in expected_head if n in tensors]
             fits = all(_shape(tensors[n]) == tuple(expected_head[n]) for n in present)
             if not present or (fresh_head and not fits):
                 if not fresh_head:
-                    raise CheckpointError(
+                    raise MissingHeadError(
                         f"{source} has no {cls.head.replace('_', ' ')} head for {cls.__name__} "
                         f"(missing {', '.join(expected_head)}); pass fresh_head=True to start one from "
-                        "random weights"
+                        "random (untrained) weights",
+                        source=source, class_name=cls.__name__, head=cls.head,
                     )
                 if present:
                     warnings.warn(
@@ -158,8 +157,17 @@ class DistilBertPreTrainedModel:
                         f"with a fresh one: {_describe((n, _shape(tensors[n])) for n in present)}",
                         stacklevel=3,
                     )
+                else:  # as the reference warns: these weights are new, the model needs training
+                    warnings.warn(f"{source}: the {cls.head.replace('_', ' ')} head of {cls.__name__} starts "
+                                  "from random weights (fresh_head=True): untrained, its predictions mean nothing",
+                                  stacklevel=3)
                 tensors = {n: v for n, v in tensors.items() if n not in own}
                 tensors.update(random_params(config, seed, cls.head, encoder=False))
+        if foreign:  # said after the head check, so that a load that fails says only why it failed
+            warnings.warn(
+                f"{source}: dropping tensors of another DistilBERT head, unused by {cls.__name__}: {', '.join(foreign)}",
+                stacklevel=3,
+            )
         return cls._checked_params(config, tensors, source)
 
     def save_pretrained(self, directory):

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
+from ..jsonfiles import check_not_empty
 from ..kernels import ACTIVATIONS as KERNEL_ACTIVATIONS
 
 CONFIG_NAME = "config.json"
@@ -283,7 +284,7 @@ class DistilBertConfig:
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
         try:
-            data = json.loads(text)
+            data = json.loads(check_not_empty(text, path, ConfigError))
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
         try:
