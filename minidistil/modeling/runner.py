@@ -60,7 +60,7 @@ class EncoderRunner:
         if x is None:
             return None
         if return_numpy is None:
-            return_numpy = not self.ops.keeps_outputs_on_device
+            return_numpy = not getattr(self.ops, "keeps_outputs_on_device", False)  # only CupyOps sets it
         return self.host(x) if return_numpy else x
 
     def results(self, xs, return_numpy=None):
