@@ -19,7 +19,7 @@ from ..checkpoints import schema
 from ..checkpoints.loading import load_checkpoint
 from ..modeling import losses
 from ..modeling.classes import DistilBertModel
-from ..modeling.inputs import check_inputs, flatten_choices
+from ..modeling.inputs import check_inputs, check_token_types, flatten_choices
 from ..modeling.outputs import BaseModelOutput
 from ..modeling.runner import EncoderRunner
 from .adapter_set import AdapterSet
@@ -274,6 +274,7 @@ class DistilBertModelWithHeads:
         labels=None,
         start_positions=None,
         end_positions=None,
+        token_type_ids=None,
     ):
         """Run the encoder with the adapter setup and head(s); outputs as NumPy in a ModelOutput.
 
@@ -283,7 +284,9 @@ class DistilBertModelWithHeads:
         output is the encoder's (last_hidden_state ...). input_ids of shape (batch, choices, seq)
         are flattened to (batch * choices, seq), as the reference does for multiple choice.
         labels / start_positions / end_positions add the head's loss, as the reference computes it.
+        token_type_ids: accepted and ignored (DistilBERT has no segment embeddings).
         """
+        check_token_types(token_type_ids, input_ids, inputs_embeds)
         setup = self.adapter_set.setup_for_call(adapter_names)
         heads = self._used_heads(setup, adapter_names, head)
         inputs = check_inputs(self.config, *_flatten_choices(input_ids, attention_mask, inputs_embeds, head_mask))
