@@ -15,8 +15,8 @@ two steps:
     2. each Linear whose weight has no name is found through its named bias: the Add that consumes
        the bias adds a MatMul whose other input is a constant W.T (or a Gemm takes W and the bias).
 
-Refused, with an error saying what was found: graphs whose constants name no DistilBERT
-embeddings (another architecture), quantized graphs (QuantizeLinear, MatMulInteger, ... or 8-bit
+Refused, with an error saying what was found: graphs whose named parameters are not DistilBERT's
+or that name no DistilBERT embeddings and layers (another architecture), quantized graphs (QuantizeLinear, MatMulInteger, ... or 8-bit
 initializers: the float weights are gone), ONNX functions and operators outside the standard
 domain (fused contrib ops such as com.microsoft.Attention hide the weights; a function's body is
 code this reader will not interpret). External data files are followed only when they lie inside
@@ -60,6 +60,7 @@ QUANTIZED_OPS = frozenset({
 })
 FLOAT_TYPES = ("FLOAT", "FLOAT16", "DOUBLE", "BFLOAT16")  # weight dtypes read
 LINEAR_MODULES = frozenset(LINEAR_NAMES) | {"vocab_transform", "vocab_projector", "pre_classifier", "classifier", "qa_outputs"}
+PARAMETER_LIKE = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*\.(weight|bias)$")  # a module path + weight/bias: a named parameter
 LAYER_PARAM = re.compile(r"^transformer\.layer\.\d+\.(.+)\.(weight|bias)$")
 EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
@@ -70,7 +71,12 @@ def read_onnx(path, *, float_dtype=np.float32) -> dict[str, np.ndarray]:
     onnx = import_extra("onnx", "onnx", f"reading {path.name} (an ONNX export)")
     graph = _load_graph(onnx, path)
     constants = Constants(onnx, graph, path, float_dtype)
-    state = {name: constants.value(name) for name in constants.names() if _is_parameter(name)}
+    names = constants.names()
+    foreign = [n for n in names if PARAMETER_LIKE.match(n) and not _is_parameter(n)]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f", ... ({len(foreign)} in all)" if len(foreign) > 5 else "")
+        raise CheckpointError(f"{path}: not a DistilBERT graph: it holds parameters of another model ({shown})")
+    state = {name: constants.value(name) for name in names if _is_parameter(name)}
     producers = {out: node for node in graph.node for out in node.output}
     for bias in [n for n in state if n.endswith(".bias") and n.split(".")[-2] in LINEAR_MODULES]:
         weight = bias[: -len("bias")] + "weight"
@@ -78,7 +84,7 @@ def read_onnx(path, *, float_dtype=np.float32) -> dict[str, np.ndarray]:
             users = [node for node in graph.node if bias in node.input]
             state[weight] = _weight_through_graph(users, producers, constants, bias, path)
     bare = {n[len(ENCODER_PREFIX):] if n.startswith(ENCODER_PREFIX) else n for n in state}
-    if WORD_EMBEDDINGS not in bare:
+    if WORD_EMBEDDINGS not in bare or not any(n.startswith("transformer.layer.") for n in bare):
         raise CheckpointError(f"{path}: not a DistilBERT graph: {_summary(graph)}")
     return state
 
