@@ -2,13 +2,16 @@
 
     golden = Golden("tf_flax")                 # tests/golden/formats/tf_flax: manifest.json, inputs.npz, expected.npz
     errors = golden.compare(out, case)         # {field: max |ours - reference|}, each field checked for shape
-    golden.record("numpy", name, errors)       # kept for the module's closing report of the worst errors
+    golden.record("numpy", name, errors)       # asserts <= 1e-4; kept for the closing report of the worst errors
+    _report = golden.report_at_end("ONNX")     # in the test module: prints that report after its tests
 """
 
+import contextlib
 import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parent / "golden" / "formats"
 TOLERANCE = 1e-4
@@ -55,18 +58,21 @@ class Golden:
         self.worst[(backend, name)] = (errors[field], field)
         assert errors[field] <= TOLERANCE, f"{name} on {backend}: worst abs error {errors[field]:.3e} in {field} {errors}"
 
-    def report(self, request, title):
-        """Print the worst error per case and overall (at the end of the test module)."""
-        if not self.worst:
-            return
-        lines = [f"{title}, worst abs error per case (tolerance {TOLERANCE:g}):"]
-        for (backend, name), (err, field) in sorted(self.worst.items()):
-            lines.append(f"  {backend:6s} {name:40s} {err:.3e}  ({field})")
-        overall = max(self.worst.values())
-        lines.append(f"  overall worst: {overall[0]:.3e} ({overall[1]})")
-        capture = request.config.pluginmanager.getplugin("capturemanager")
-        if capture is not None:
-            with capture.global_and_fixture_disabled():
+    def report_at_end(self, title):
+        """A module-scoped autouse fixture printing the worst error per case and overall after the module's tests."""
+
+        @pytest.fixture(scope="module", autouse=True)
+        def report(request):
+            yield
+            if not self.worst:
+                return
+            lines = [f"{title}, worst abs error per case (tolerance {TOLERANCE:g}):"]
+            for (backend, name), (err, field) in sorted(self.worst.items()):
+                lines.append(f"  {backend:6s} {name:40s} {err:.3e}  ({field})")
+            overall = max(self.worst.values())
+            lines.append(f"  overall worst: {overall[0]:.3e} ({overall[1]})")
+            capture = request.config.pluginmanager.getplugin("capturemanager")  # print past the output capture
+            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
                 print("\n" + "\n".join(lines))
-        else:
-            print("\n" + "\n".join(lines))
+
+        return report

@@ -17,11 +17,7 @@ GOLDEN = Golden("class_adapters")
 CASES = GOLDEN.cases
 ADAPTERS = sorted(GOLDEN.manifest["adapters"])
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _report(request):
-    yield
-    GOLDEN.report(request, "adapters on the plain classes vs adapters 1.3")
+_report = GOLDEN.report_at_end("adapters on the plain classes vs adapters 1.3")
 
 
 def setup_from_spec(spec):

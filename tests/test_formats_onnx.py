@@ -24,11 +24,7 @@ onnx = pytest.importorskip("onnx", reason='model.onnx needs the onnx package: pi
 GOLDEN = Golden("onnx")
 CASES = GOLDEN.cases
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _report(request):
-    yield
-    GOLDEN.report(request, "ONNX goldens (vs ONNX Runtime on the same file)")
+_report = GOLDEN.report_at_end("ONNX goldens (vs ONNX Runtime on the same file)")
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -26,11 +26,7 @@ msgpack = pytest.importorskip("msgpack", reason='flax_model.msgpack needs msgpac
 GOLDEN = Golden("tf_flax")
 CASES = GOLDEN.cases
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _report(request):
-    yield
-    GOLDEN.report(request, "TF / Flax goldens")
+_report = GOLDEN.report_at_end("TF / Flax goldens")
 
 
 def framework_call(model, case, ids, mask):

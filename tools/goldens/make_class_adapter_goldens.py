@@ -22,14 +22,6 @@ seeded random values (the library zero-initialises the up-projections and LoRA B
 make every adapter the identity).
 """
 
-import argparse
-import datetime
-import json
-import platform
-import shutil
-import sys
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -39,8 +31,9 @@ from adapters import AdapterSetup, DoubleSeqBnConfig, IA3Config, LoRAConfig, Par
 from adapters.composition import Parallel, Stack
 from transformers import DistilBertConfig
 
+from format_golden_files import add_outputs, finish, output_folder, padded_inputs
+
 SEED = 4321
-ROOT = Path(__file__).resolve().parents[2]
 CONFIG = dict(vocab_size=64, dim=16, n_layers=2, n_heads=2, hidden_dim=32, max_position_embeddings=24,
               activation="gelu")
 NUM_LABELS = {"DistilBertForSequenceClassification": 3, "DistilBertForTokenClassification": 5}  # QA: 2
@@ -127,55 +120,28 @@ def run(out, class_name, case, inputs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(ROOT / "tests" / "golden" / "formats" / "class_adapters"))
-    args = parser.parse_args()
-    out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out = output_folder(__doc__, "class_adapters")
     torch.manual_seed(SEED)
     make_bases(out)
     make_adapters(out)
-    rng = np.random.default_rng(SEED)
-    ids = rng.integers(1, CONFIG["vocab_size"], size=(2, 7)).astype(np.int64)
-    mask = np.ones((2, 7), dtype=np.int64)
-    mask[1, 4:] = 0
-    ids[mask == 0] = 0
-    mc_ids = rng.integers(1, CONFIG["vocab_size"], size=(2, 3, 7)).astype(np.int64)
-    mc_mask = np.ones((2, 3, 7), dtype=np.int64)
-    mc_mask[0, 2, 5:] = 0
-    mc_ids[mc_mask == 0] = 0
-    inputs = dict(input_ids=ids, attention_mask=mask, mc_input_ids=mc_ids, mc_attention_mask=mc_mask)
-    np.savez(out / "inputs.npz", **inputs)
-
+    inputs = padded_inputs(np.random.default_rng(SEED), CONFIG["vocab_size"], [7, 4], [[7, 7, 5], [7, 7, 7]], np.int64)
     expected, cases = {}, {}
     for class_name in CLASSES:
         for case, (active, per_call, merge) in CASES.items():
             key = f"{class_name}/{case}"
-            outputs = {}
-            for field, value in run(out, class_name, case, inputs).items():
-                outputs[field] = f"{key}/{field}"
-                expected[outputs[field]] = value
             cases[key] = dict(class_name=class_name, base=f"base/{class_name}", active=active, per_call=per_call,
                               merge=merge, inputs="mc" if class_name.endswith("MultipleChoice") else "ids",
-                              outputs=outputs)
-    np.savez(out / "expected.npz", **expected)
-    manifest = dict(
+                              outputs=add_outputs(expected, key, run(out, class_name, case, inputs)))
+    finish(out, inputs, expected, dict(
         description="Adapters saved by the adapters library and their effect on each plain DistilBERT class "
         "(adapters.init), on inputs.npz.",
         command="python tools/goldens/make_class_adapter_goldens.py",
-        date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
-        versions=dict(adapters=adapters.__version__, transformers=transformers.__version__, torch=torch.__version__,
-                      numpy=np.__version__, python=platform.python_version()),
+        versions=dict(adapters=adapters.__version__, transformers=transformers.__version__, torch=torch.__version__),
         seed=SEED,
         config=CONFIG,
         adapters={name: type(config).__name__ for name, config in ADAPTERS.items()},
         cases=cases,
-    )
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    print(f"wrote {len(cases)} cases, {len(expected)} arrays, {total / 1024:.0f} KiB under {out}", file=sys.stderr)
+    ))
 
 
 if __name__ == "__main__":

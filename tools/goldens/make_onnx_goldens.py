@@ -22,14 +22,9 @@ Weights are seeded random values (the classes' own init has zero biases, which t
 would merge into one initializer; a few such merges are kept on purpose: see `zero_biases`).
 """
 
-import argparse
-import datetime
-import json
-import platform
 import shutil
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -38,8 +33,9 @@ import torch
 import transformers
 from transformers import BertConfig, BertModel, DistilBertConfig
 
+from format_golden_files import add_outputs, finish, output_folder, padded_inputs
+
 SEED = 77
-ROOT = Path(__file__).resolve().parents[2]
 SMALL = dict(vocab_size=64, dim=16, n_layers=2, n_heads=2, hidden_dim=32, max_position_embeddings=24)
 # case -> (class, config fields, options)
 CASES = {
@@ -56,20 +52,6 @@ OUTPUTS = {
     "DistilBertModel": ("last_hidden_state",),
     "DistilBertForQuestionAnswering": ("start_logits", "end_logits"),
 }
-
-
-def make_inputs():
-    rng = np.random.default_rng(SEED)
-    ids = rng.integers(1, SMALL["vocab_size"], size=(3, 7)).astype(np.int64)
-    mask = np.ones((3, 7), dtype=np.int64)
-    mask[1, 4:] = 0
-    mask[2, 2:] = 0
-    ids[mask == 0] = 0
-    mc_ids = rng.integers(1, SMALL["vocab_size"], size=(2, 3, 7)).astype(np.int64)
-    mc_mask = np.ones((2, 3, 7), dtype=np.int64)
-    mc_mask[1, 0, 5:] = 0
-    mc_ids[mc_mask == 0] = 0
-    return dict(input_ids=ids, attention_mask=mask, mc_input_ids=mc_ids, mc_attention_mask=mc_mask)
 
 
 def randomise(model, seed, zero_biases=False):
@@ -151,42 +133,25 @@ def make_bad(out, inputs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(ROOT / "tests" / "golden" / "formats" / "onnx"))
-    args = parser.parse_args()
-    out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out = output_folder(__doc__, "onnx")
     torch.manual_seed(SEED)
-    inputs = make_inputs()
-    np.savez(out / "inputs.npz", **inputs)
+    inputs = padded_inputs(np.random.default_rng(SEED), SMALL["vocab_size"], [7, 4, 2], [[7, 7, 7], [5, 7, 7]], np.int64)
     expected, cases = {}, {}
     for number, case in enumerate(CASES):
         results, info = make_case(out, case, SEED + number, inputs)
-        info["outputs"] = {}
-        for field, value in results.items():
-            info["outputs"][field] = f"{case}/{field}"
-            expected[f"{case}/{field}"] = value.astype(np.float32)
-        cases[case] = info
-    np.savez(out / "expected.npz", **expected)
-    bad = make_bad(out, inputs)
-    manifest = dict(
+        cases[case] = dict(info, outputs=add_outputs(expected, case, results))
+    finish(out, inputs, expected, dict(
         description="ONNX exports of each DistilBERT class (torch.onnx.export) and ONNX Runtime's outputs on "
         "inputs.npz for the same files; bad/: files the loader must refuse.",
         command="python tools/goldens/make_onnx_goldens.py",
-        date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
         versions=dict(torch=torch.__version__, transformers=transformers.__version__, onnx=onnx.__version__,
-                      onnxruntime=ort.__version__, numpy=np.__version__, python=platform.python_version()),
+                      onnxruntime=ort.__version__),
         seed=SEED,
         configs={case: CASES[case][1] for case in CASES},
         cases=cases,
-        bad=bad,
-    )
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    worst = max(c["ort_vs_torch"] for c in cases.values())
-    print(f"wrote {len(cases)} cases, {total / 1024:.0f} KiB under {out}; ORT vs torch worst {worst:.2e}", file=sys.stderr)
+        bad=make_bad(out, inputs),
+    ))
+    print(f"ONNX Runtime vs torch, worst: {max(c['ort_vs_torch'] for c in cases.values()):.2e}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -19,22 +19,16 @@ Weights are set to seeded random values before saving: the classes' own initiali
 biases and unit LayerNorms, which would leave those tensors untested.
 """
 
-import argparse
-import datetime
-import json
 import os
-import platform
-import shutil
-import sys
-from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # transformers' TF classes need Keras 2 (tf-keras)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+from format_golden_files import add_outputs, finish, output_folder, padded_inputs  # noqa: E402
+
 SEED = 2024
-ROOT = Path(__file__).resolve().parents[2]
 SMALL = dict(vocab_size=64, dim=16, n_layers=2, n_heads=2, hidden_dim=32, max_position_embeddings=24)
 CONFIGS = {
     "gelu": dict(SMALL, activation="gelu"),
@@ -53,21 +47,6 @@ CASES = {
     "qa": ("ForQuestionAnswering", "gelu", {}, ("tf", "flax")),
 }
 FIELDS = ("last_hidden_state", "logits", "start_logits", "end_logits")
-
-
-def make_inputs():
-    rng = np.random.default_rng(SEED)
-    ids = rng.integers(1, SMALL["vocab_size"], size=(3, 7)).astype(np.int32)
-    mask = np.ones((3, 7), dtype=np.int32)
-    mask[1, 5:] = 0
-    mask[2, 3:] = 0
-    ids[mask == 0] = 0
-    mc_ids = rng.integers(1, SMALL["vocab_size"], size=(2, 3, 7)).astype(np.int32)
-    mc_mask = np.ones((2, 3, 7), dtype=np.int32)
-    mc_mask[0, 1, 4:] = 0
-    mc_mask[1, 2, 6:] = 0
-    mc_ids[mc_mask == 0] = 0
-    return dict(input_ids=ids, attention_mask=mask, mc_input_ids=mc_ids, mc_attention_mask=mc_mask)
 
 
 def random_value(name, shape, rng):
@@ -136,32 +115,19 @@ def make_flax(case, directory, inputs, seed):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(ROOT / "tests" / "golden" / "formats" / "tf_flax"))
-    args = parser.parse_args()
-    out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    inputs = make_inputs()
-    np.savez(out / "inputs.npz", **inputs)
-
+    out = output_folder(__doc__, "tf_flax")
+    inputs = padded_inputs(np.random.default_rng(SEED), SMALL["vocab_size"], [7, 5, 3], [[7, 4, 7], [7, 7, 6]], np.int32)
     expected, cases = {}, {}
     makers = {"tf": make_tf, "flax": make_flax}
     for number, (case, (suffix, config_name, extra, frameworks)) in enumerate(CASES.items()):
         for framework in frameworks:
-            directory = out / framework / case
-            arrays, class_name = makers[framework](case, directory, inputs, SEED + number)
-            keys = {}
-            for field, value in arrays.items():
-                keys[field] = f"{framework}/{case}/{field}"
-                expected[keys[field]] = value
+            arrays, class_name = makers[framework](case, out / framework / case, inputs, SEED + number)
             cases[f"{framework}/{case}"] = dict(
                 framework=framework, directory=f"{framework}/{case}", reference_class=class_name,
                 plain_class=f"DistilBert{suffix}", config=config_name, extra_config=extra,
-                inputs="mc" if suffix == "ForMultipleChoice" else "ids", outputs=keys,
+                inputs="mc" if suffix == "ForMultipleChoice" else "ids",
+                outputs=add_outputs(expected, f"{framework}/{case}", arrays),
             )
-    np.savez(out / "expected.npz", **expected)
 
     import flax
     import h5py
@@ -171,23 +137,18 @@ def main():
     import tf_keras
     import transformers
 
-    manifest = dict(
+    finish(out, inputs, expected, dict(
         description="TF and Flax checkpoints saved by transformers' TF / Flax DistilBERT classes, and their outputs "
         "on inputs.npz from fresh models loaded back with from_pretrained.",
         command="TF_USE_LEGACY_KERAS=1 python tools/goldens/make_tf_flax_goldens.py",
-        date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
         versions=dict(
             transformers=transformers.__version__, tensorflow=tf.__version__, tf_keras=tf_keras.__version__,
-            jax=jax.__version__, flax=flax.__version__, h5py=h5py.__version__,
-            msgpack=".".join(map(str, msgpack.version)), numpy=np.__version__, python=platform.python_version(),
+            jax=jax.__version__, flax=flax.__version__, h5py=h5py.__version__, msgpack=".".join(map(str, msgpack.version)),
         ),
         seed=SEED,
         configs=CONFIGS,
         cases=cases,
-    )
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    print(f"wrote {len(cases)} cases, {len(expected)} arrays, {total / 1024:.0f} KiB under {out}", file=sys.stderr)
+    ))
 
 
 if __name__ == "__main__":
