@@ -111,7 +111,10 @@ def test_malformed_graph_is_refused(tmp_path, edit, message):
 
 @pytest.mark.parametrize(
     "bad, message",
-    [("quantized", r"a quantized graph \(.*DynamicQuantizeLinear x"), ("bert", r"not a DistilBERT graph: it holds parameters of another model \(embeddings.token_type_embeddings")],
+    [
+        ("quantized", r"a quantized graph \(.*DynamicQuantizeLinear x"),
+        ("bert", r"not a DistilBERT graph: it holds parameters of another model \(embeddings.token_type_embeddings"),
+    ],
 )
 def test_foreign_and_quantized_exports_are_refused(bad, message):
     path = GOLDEN.dir / GOLDEN.manifest["bad"][bad]
@@ -186,4 +189,16 @@ def test_a_graph_of_something_else_says_what_it_holds(tmp_path):
     )
     onnx.save_model(helper.make_model(graph), str(tmp_path / "model.onnx"))
     with pytest.raises(CheckpointError, match="not a DistilBERT graph: inputs x; initializers W; operators MatMul x1"):
+        read_onnx(tmp_path / "model.onnx")
+
+
+def test_a_transpose_that_does_not_fit_is_refused(tmp_path):
+    helper = onnx.helper
+    graph = helper.make_graph(
+        [helper.make_node("Transpose", ["w"], ["embeddings.word_embeddings.weight"], perm=[0, 5])], "bad",
+        [], [helper.make_tensor_value_info("embeddings.word_embeddings.weight", onnx.TensorProto.FLOAT, None)],
+        [onnx.numpy_helper.from_array(np.zeros((2, 3), np.float32), "w")],
+    )
+    onnx.save_model(helper.make_model(graph), str(tmp_path / "model.onnx"))
+    with pytest.raises(CheckpointError, match=r"Transpose to 'embeddings.word_embeddings.weight' has perm \[0, 5\]"):
         read_onnx(tmp_path / "model.onnx")

@@ -113,4 +113,5 @@ def _leaves(tree: dict, prefix: list[str], path):
         elif isinstance(value, np.ndarray):
             yield prefix + [key], value
         else:
-            raise CheckpointError(f"{path}: {'/'.join(prefix + [key])} is a {type(value).__name__}, expected an array or a map")
+            where = "/".join(prefix + [key])
+            raise CheckpointError(f"{path}: {where} is a {type(value).__name__}, expected an array or a map")

@@ -91,7 +91,8 @@ def _plain_datasets(h5py, h5, path) -> dict:
             where = f"{prefix}{key}"
             link = group.get(key, getlink=True)
             if not isinstance(link, h5py.HardLink):
-                raise CheckpointError(f"{path}: /{where} is a {type(link).__name__}; only plain (hard-linked) objects are read")
+                kind = type(link).__name__
+                raise CheckpointError(f"{path}: /{where} is a {kind}; only plain (hard-linked) objects are read")
             obj = group[key]
             if isinstance(obj, h5py.Group):
                 visit(obj, where + "/", depth + 1)

@@ -248,7 +248,8 @@ class DistilBertPreTrainedModel:
     def save_pretrained(self, directory):
         """Write config.json and model.safetensors that the reference loads into the same class."""
         directory = Path(directory)
-        config = self.config.replace(architectures=[schema.CLASS_OF_HEAD[self.head]])  # TF*/Flax* save the plain name, as transformers does
+        # TF* / Flax* save the plain class name, as transformers' TF and Flax classes do
+        config = self.config.replace(architectures=[schema.CLASS_OF_HEAD[self.head]])
         save_checkpoint(directory, config, self.params, prefix_encoder=self.head is not None)
         return directory
 
