@@ -35,3 +35,7 @@ class AdapterError(MinidistilError, ValueError):
 
 class ModelSourceError(MinidistilError, OSError):
     """A model name or path cannot be resolved to files on disk."""
+
+
+class MissingExtraError(MinidistilError, ImportError):
+    """An optional part is not installed; the message names the extra that installs it."""

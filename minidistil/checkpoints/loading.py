@@ -8,6 +8,10 @@ Layouts of a checkpoint directory, looked for in this order:
     model.safetensors.index.json + shards  (sharded: {"weight_map": {tensor: file}})
     pytorch_model.bin                      (torch zip, read without torch or pickle code: see torch_bin.py)
     pytorch_model.bin.index.json + shards
+    tf_model.h5                            (Keras HDF5 of transformers' TF classes: tf_h5.py, extra "tf")
+    flax_model.msgpack                     (flax.serialization msgpack: flax_msgpack.py, extra "flax")
+    model.onnx or onnx/model.onnx          (an ONNX export, weights recovered from the graph: onnx_graph.py,
+                                            extra "onnx")
 
 Names after loading are the bare layout of schema.py whatever class saved the file; a BERT
 checkpoint (config model_type "bert") is converted (bert.py). Every fault raises CheckpointError
@@ -25,15 +29,28 @@ from ..errors import CheckpointError, ConfigError
 from ..jsonfiles import read_json_object
 from ..modeling.config import CONFIG_NAME, DistilBertConfig
 from .bert import bert_config_to_distilbert, convert_bert_state
+from .flax_msgpack import FLAX_WEIGHTS_NAME, read_flax_msgpack
+from .onnx_graph import ONNX_WEIGHTS_NAMES, read_onnx
 from .safetensors_io import read_safetensors
 from .schema import bare_names, drop_tied_copy
+from .tf_h5 import TF_WEIGHTS_NAME, read_tf_h5
 from .torch_bin import read_torch_bin
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 TORCH_WEIGHTS_NAME = "pytorch_model.bin"
 TORCH_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
-WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, TORCH_WEIGHTS_NAME, TORCH_WEIGHTS_INDEX_NAME)
+TORCH_WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, TORCH_WEIGHTS_NAME, TORCH_WEIGHTS_INDEX_NAME)
+# PyTorch's files first (what transformers' PyTorch classes read), then the other frameworks'.
+WEIGHT_FILES = TORCH_WEIGHT_FILES + (TF_WEIGHTS_NAME, FLAX_WEIGHTS_NAME) + ONNX_WEIGHTS_NAMES
+# the reference's suffix -> reader of that format
+READERS = {
+    ".safetensors": read_safetensors,
+    ".bin": read_torch_bin, ".pt": read_torch_bin, ".pth": read_torch_bin,
+    ".h5": read_tf_h5,
+    ".msgpack": read_flax_msgpack,
+    ".onnx": read_onnx,
+}
 
 
 def find_weights(directory: str | os.PathLike, names=WEIGHT_FILES, what="weights file") -> Path:
@@ -50,7 +67,8 @@ def find_weights(directory: str | os.PathLike, names=WEIGHT_FILES, what="weights
 def load_state_dict(path: str | os.PathLike, *, float_dtype=np.float32) -> dict[str, np.ndarray]:
     """Every tensor of a weights file (or a checkpoint directory), with the names as stored.
 
-    `path`: a directory, a .safetensors or .bin file, or a sharded index .json.
+    `path`: a directory, a .safetensors, .bin, .h5, .msgpack or .onnx file, or a sharded index .json
+    (TF / Flax / ONNX tensors come back already renamed into schema.py's names).
     Float tensors become `float_dtype` (float32 ones are memory-mapped, not copied).
     """
     path = Path(path)
@@ -60,11 +78,9 @@ def load_state_dict(path: str | os.PathLike, *, float_dtype=np.float32) -> dict[
         raise CheckpointError(f"{path}: no such file")
     if path.name.endswith(".index.json"):
         return _load_sharded(path, float_dtype)
-    if path.suffix == ".safetensors":
-        return read_safetensors(path, float_dtype=float_dtype)
-    if path.suffix in (".bin", ".pt", ".pth"):
-        return read_torch_bin(path, float_dtype=float_dtype)
-    raise CheckpointError(f"{path.name}: unknown weights format (expected .safetensors, .bin or an .index.json)")
+    if path.suffix in READERS:
+        return READERS[path.suffix](path, float_dtype=float_dtype)
+    raise CheckpointError(f"{path.name}: unknown weights format (expected {', '.join(READERS)} or an .index.json)")
 
 
 def _load_sharded(index_path: Path, float_dtype) -> dict[str, np.ndarray]:
@@ -98,6 +114,13 @@ def _load_sharded(index_path: Path, float_dtype) -> dict[str, np.ndarray]:
     return state
 
 
+def _model_directory(weights: Path) -> Path:
+    """The directory holding config.json for a weights file (onnx/model.onnx: the one above onnx/)."""
+    if weights.parent.name == "onnx" and not (weights.parent / CONFIG_NAME).is_file():
+        return weights.parent.parent
+    return weights.parent
+
+
 def read_config_dict(directory: str | os.PathLike) -> dict:
     """config.json of a checkpoint directory as a dict (a missing file is a CheckpointError: no checkpoint)."""
     path = Path(directory) / CONFIG_NAME
@@ -107,12 +130,12 @@ def read_config_dict(directory: str | os.PathLike) -> dict:
 
 
 def load_checkpoint(
-    path: str | os.PathLike, *, float_dtype=np.float32, **config_overrides
+    path: str | os.PathLike, *, float_dtype=np.float32, weight_files=WEIGHT_FILES, **config_overrides
 ) -> tuple[DistilBertConfig, dict[str, np.ndarray]]:
     """(config, state) of a checkpoint directory, in DistilBERT's bare names.
 
-    `path`: the directory (config.json + weights), or a weights file whose
-    directory holds config.json. A BERT checkpoint is converted (see
+    `path`: the directory (config.json + weights: the first of `weight_files` there), or a
+    weights file whose directory holds config.json. A BERT checkpoint is converted (see
     `convert_bert_state`). A stored copy of a tied MLM projector is dropped
     (schema's tie rule). The state is not yet checked
     against a head: call `check_tensors(state, expected_shapes(config, head), path)`.
@@ -120,8 +143,8 @@ def load_checkpoint(
     which regenerates the labels; see DistilBertConfig.replace).
     """
     path = Path(path)
-    directory = path if path.is_dir() else path.parent
-    weights = find_weights(path) if path.is_dir() else path
+    weights = find_weights(path, weight_files) if path.is_dir() else path
+    directory = path if path.is_dir() else _model_directory(path)
     data = read_config_dict(directory)
     raw = load_state_dict(weights, float_dtype=float_dtype)
     source = weights if weights.parent == directory else directory
