@@ -25,7 +25,8 @@ from pathlib import Path
 
 from .errors import ModelSourceError
 from .hub.cache import RepoCache
-from .hub.download import WEIGHT_FILES, download_model
+from .checkpoints.loading import WEIGHT_FILES
+from .hub.download import download_model
 from .hub.names import check_revision, is_commit, is_repo_id
 from .hub.settings import DEFAULT_REVISION, hub_cache_dir, is_offline
 

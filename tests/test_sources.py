@@ -49,6 +49,22 @@ def test_download_writes_the_standard_cache_layout(hub, tmp_path):
     assert hub.requests == []
 
 
+@pytest.mark.parametrize("weights", ["tf_model.h5", "flax_model.msgpack", "onnx/model.onnx"])
+def test_download_finds_weights_of_every_format(monkeypatch, tmp_path, weights):
+    server = HubServer({"org/other": {"config.json": CONFIG, weights: WEIGHTS}})
+    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    try:
+        path = sources.resolve_model_dir("org/other")
+        assert (path / weights).read_bytes() == WEIGHTS
+        server.requests.clear()
+        assert sources.resolve_model_dir("org/other") == path  # and the cached snapshot is recognised
+        assert server.requests == []
+    finally:
+        server.close()
+
+
 def cut_lfs_once(after):
     """A rewrite that sends the first LFS body cut after `after` bytes (its Content-Length still the whole)."""
     state = {"cut": False}

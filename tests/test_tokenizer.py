@@ -162,6 +162,17 @@ def test_unknown_options_are_value_or_type_errors(tok, kwargs, error, message):
         tok("hello", **kwargs)
 
 
+@pytest.mark.parametrize("framework", ["tf", "jax"])
+def test_tf_and_jax_tensors_are_numpy(tok, framework):
+    """The model cards' TF/Flax examples ask for "tf"/"jax" tensors; the TF*/Flax* names here take NumPy."""
+    expected = tok(["hello world", "hi"], padding=True, return_tensors="np")
+    got = tok(["hello world", "hi"], padding=True, return_tensors=framework)
+    assert set(got) == set(expected)
+    for key in expected:
+        assert isinstance(got[key], np.ndarray) and got[key].dtype == np.int64
+        np.testing.assert_array_equal(got[key], expected[key])
+
+
 def test_pad_to_multiple_must_divide_the_truncation_length(tok):
     with pytest.raises(ValueError, match="multiple"):
         tok("hello", truncation=True, max_length=7, padding="max_length", pad_to_multiple_of=4)
