@@ -124,14 +124,16 @@ def test_json_lines_and_parquet_give_the_same_rows(capsys, base_model, tmp_path)
         assert ids == list(range(40)) and got_texts == texts and np.abs(vectors - want).max() <= ATOL
 
 
-def test_a_killed_job_rerun_ends_with_every_row_once(minilm_dir, text_file, texts, reference, tmp_path):
+def test_an_interrupted_job_rerun_ends_with_every_row_once(minilm_dir, text_file, texts, reference, tmp_path):
     out = tmp_path / "out"
     argv = command("--model", minilm_dir, "--input", text_file[0], "--output", out, "--shard-rows", 20,
                    "--batch-size", 20)
-    job = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    job = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_parts(out, job)
-    job.send_signal(signal.SIGKILL)
-    job.communicate()
+    job.send_signal(signal.SIGINT)  # Ctrl-C
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 130 and "interrupted" in err
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "the part being written is removed"
     finished = snapshot(out)
     assert 1 <= len(finished) < 30, "killed mid-job"
     rerun = subprocess.run(argv, capture_output=True, text=True, timeout=600)

@@ -99,20 +99,28 @@ def embed_dataset(args, stream=None):
     shards = output.open_output(job.output, identity, lambda: _plan(job, identity["shard_rows"]))
     output.remove_temporaries(job.output)  # left by a run that was killed mid-write
     todo = output.pending(job.output, shards)
-    progress = ShardProgress(len(shards), sum(s.rows for s in shards), len(shards) - len(todo),
-                             sum(s.rows for s in shards) - sum(s.rows for s in todo), stream=stream)
     if len(todo) < len(shards):
         print(f"embed: {len(shards) - len(todo)} of {len(shards)} shards already in {job.output}, skipped",
               file=stream)
+
+    def progress():  # its clock starts with the work: after Ray has started, before the model loads
+        total = sum(s.rows for s in shards)
+        return ShardProgress(len(shards), total, len(shards) - len(todo), total - sum(s.rows for s in todo),
+                             stream=stream)
+
+    rate = 0.0
     if todo and args.ray is None:
-        run_here(job, todo, progress)
+        shown = progress()
+        run_here(job, todo, shown)
+        rate = shown.close()
     elif todo:
         with connected(args.ray, args.workers, args.threads) as (workers, cpus):
             print(f"embed: {len(todo)} shards on Ray, {workers} workers x {cpus} CPUs", file=stream)
-            run_on_ray(job, todo, progress, workers, cpus)
-    progress.close()
+            shown = progress()
+            run_on_ray(job, todo, shown, workers, cpus)
+            rate = shown.close()
     output.remove_temporaries(job.output)  # a killed actor's unfinished part, redone by its retry
     summary = output.finish(job.output, shards)
     print(f"embed: {summary['rows']} rows in {summary['shards']} shards in {job.output} "
-          f"({progress.rate():.1f} rows/s this run)", file=stream)
+          f"({rate:.1f} rows/s this run)", file=stream)
     return summary

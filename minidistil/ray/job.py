@@ -9,6 +9,7 @@ that was running is retried: that shard's part is written again, whole, under th
 """
 
 import contextlib
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, fields
@@ -77,14 +78,16 @@ def run_here(job, pending, progress):
 @contextlib.contextmanager
 def _data_context(ray):
     """Ray Data settings for this job, restored afterwards (the context is process-wide)."""
-    context = ray.data.DataContext.get_current()
-    saved = context.enable_progress_bars, context.raise_original_map_exception
+    context, logger = ray.data.DataContext.get_current(), logging.getLogger("ray.data")
+    saved = context.enable_progress_bars, context.raise_original_map_exception, logger.level
     context.enable_progress_bars = False  # the job prints its own progress, one line per shard
     context.raise_original_map_exception = True  # a worker's InputFileError arrives as itself, not wrapped
+    logger.setLevel(logging.WARNING)  # Ray Data's INFO lines about each execution would bury that progress
     try:
         yield
     finally:
-        context.enable_progress_bars, context.raise_original_map_exception = saved
+        context.enable_progress_bars, context.raise_original_map_exception, level = saved
+        logger.setLevel(level)
 
 
 def run_on_ray(job, pending, progress, workers, cpus_per_worker):

@@ -36,6 +36,8 @@ class ShardProgress:
         self.stream.flush()
 
     def close(self):
+        """End the line on a terminal; return the rows per second of this run."""
         if self.live:
             self.stream.write("\n")
             self.stream.flush()
+        return self.rate()
