@@ -84,7 +84,8 @@ def build_parser():
     _common(p, embedding_model)
     p.add_argument("--output", metavar="DIR", help="write a Parquet dataset into DIR (resumable)")
     p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS|local",
-                   help="with --output: run on Ray; alone: the cluster of `ray start`, or ADDRESS, or local")
+                   help="with --output: run on Ray: alone, the cluster `ray start` runs here; ADDRESS, another; "
+                        "local, one started for the job")
     p.add_argument("--workers", type=int, metavar="N", help="with --ray: actors (default: one per node)")
     p.add_argument("--text-column", metavar="NAME", help="with --output: the text field of JSON lines or Parquet "
                                                          "input (default: text)")

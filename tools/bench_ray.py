@@ -1,6 +1,6 @@
 """Rows per second of `minidistil embed --output`: one process vs `--ray local`, and each process's memory.
 
-    python tools/bench_ray.py                     # 3000 SQuAD dev texts, MiniLM, 2 interleaved rounds
+    python tools/bench_ray.py                     # 2000 SQuAD dev texts, MiniLM, 2 interleaved rounds
     python tools/bench_ray.py --texts 600 --rounds 1   # a smoke run
 
 Each run is the real command in a fresh subprocess writing a fresh output directory; runs of the
@@ -9,6 +9,8 @@ them. Reported per mode (median over rounds):
   rows/s (job)  the command's own figure: rows / seconds from the start of the work (after Ray has
                 started, including loading the model in every worker) to the last part written
   rows/s (wall) rows / wall-clock seconds of the whole command (Python start, Ray start, all)
+  CPU s         user + system CPU seconds per 1000 rows of the processes doing the work (and of all of
+                them): on a shared machine, the cost that does not depend on how much CPU others leave
   peak RSS      VmHWM of the process doing the work: the one process, or each Ray Data actor
                 ("ray::MapWorker"); "all processes" adds Ray's own (raylet, GCS, ...) at their peaks
 Texts: SQuAD v1.1 dev questions and contexts, alternating (contexts are ~150 words, so they cost most).
@@ -29,7 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SQUAD = ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json"
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile")
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+             "amx_tile")
 SAMPLE_INTERVAL_S = 0.2
 
 
@@ -85,6 +88,15 @@ def _peak_kib(pid):
     return int(match.group(1)) if match else 0
 
 
+def _cpu_s(pid):
+    """User + system CPU seconds the process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def _title(pid):
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
@@ -93,36 +105,46 @@ def _title(pid):
 
 
 def run(argv):
-    """Run the command; sample its process tree's peak RSS. Returns (wall s, job rows/s, {pid: (title, KiB)})."""
+    """Run the command, sampling its process tree.
+
+    Returns (wall s, job rows/s, {pid: (title, peak KiB, CPU s)}); a process's last sample is at most
+    SAMPLE_INTERVAL_S before it ended, so its CPU seconds are a slight undercount.
+    """
     started = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peaks = {}
+    seen = {}
     while process.poll() is None:
         for pid in _tree(process.pid):
-            title, kib = _title(pid), _peak_kib(pid)
+            title, kib, cpu_s = _title(pid), _peak_kib(pid), _cpu_s(pid)
             if kib:
-                peaks[pid] = (title or peaks.get(pid, ("?",))[0], max(kib, peaks.get(pid, ("", 0))[1]))
+                last = seen.get(pid, ("?", 0, 0.0))
+                seen[pid] = (title or last[0], max(kib, last[1]), max(cpu_s, last[2]))
         time.sleep(SAMPLE_INTERVAL_S)
     wall = time.perf_counter() - started
     err = process.stderr.read()
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({process.returncode}):\n{err}")
     rate = float(re.search(r"\(([\d.]+) rows/s this run\)", err).group(1))
-    return wall, rate, peaks
+    return wall, rate, seen
 
 
 def summarise(rows, runs, is_worker):
     walls, rates = [w for w, _, _ in runs], [r for _, r, _ in runs]
-    workers = [kib for _, _, peaks in runs for pid, (title, kib) in peaks.items() if is_worker(pid, title)]
-    everything = [sum(kib for _, kib in peaks.values()) for _, _, peaks in runs]
+    workers = [kib for _, _, seen in runs for title, kib, _ in seen.values() if is_worker(title)]
+    everything = [sum(kib for _, kib, _ in seen.values()) for _, _, seen in runs]
+    worker_cpu = [sum(cpu for title, _, cpu in seen.values() if is_worker(title)) for _, _, seen in runs]
+    all_cpu = [sum(cpu for _, _, cpu in seen.values()) for _, _, seen in runs]
     return {"rows_per_s_job": statistics.median(rates), "rows_per_s_wall": rows / statistics.median(walls),
             "wall_s": statistics.median(walls), "worker_peak_rss_mib": max(workers) / 1024,
-            "all_processes_peak_rss_mib": max(everything) / 1024, "runs": [[w, r] for w, r, _ in runs]}
+            "all_processes_peak_rss_mib": max(everything) / 1024,
+            "worker_cpu_s_per_1000_rows": statistics.median(worker_cpu) * 1000 / rows,
+            "all_cpu_s_per_1000_rows": statistics.median(all_cpu) * 1000 / rows,
+            "runs": [[w, r] for w, r, _ in runs]}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--texts", type=int, default=3000)
+    parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--shard-rows", type=int, default=250)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -156,8 +178,8 @@ def main(argv=None):
 
     one_process = next(iter(runs))
     results = {mode: summarise(args.texts, mode_runs,
-                               (lambda pid, title: True) if mode == one_process
-                               else (lambda pid, title: title.startswith("ray::MapWorker")))
+                               (lambda title: True) if mode == one_process
+                               else (lambda title: title.startswith("ray::MapWorker")))
                for mode, mode_runs in runs.items()}
     import numba
     import numpy
@@ -171,12 +193,14 @@ def main(argv=None):
     print(f"{meta['cpu']['model']}, {meta['cpu']['cores']} cores, flags {' '.join(meta['cpu']['flags'])}; "
           f"{args.texts} SQuAD dev texts, {meta['model']}; load average during the runs "
           f"{min(load):.1f}-{max(load):.1f}; {meta['date']}; `{meta['command']}`\n")
-    print("| mode | rows/s (job) | rows/s (wall) | ratio to one process (job) | peak RSS per worker | all processes |")
-    print("|---|---|---|---|---|---|")
+    print("| mode | rows/s (job) | rows/s (wall) | ÷ one process (job) | CPU s / 1000 rows: workers (all) "
+          "| peak RSS per worker | all processes |")
+    print("|---|---|---|---|---|---|---|")
     reference = results[one_process]["rows_per_s_job"]
     for mode, r in results.items():
         print(f"| {mode} | {r['rows_per_s_job']:.1f} | {r['rows_per_s_wall']:.1f} | "
-              f"{r['rows_per_s_job'] / reference:.2f} | {r['worker_peak_rss_mib']:.0f} MiB | "
+              f"{r['rows_per_s_job'] / reference:.2f} | {r['worker_cpu_s_per_1000_rows']:.0f} "
+              f"({r['all_cpu_s_per_1000_rows']:.0f}) | {r['worker_peak_rss_mib']:.0f} MiB | "
               f"{r['all_processes_peak_rss_mib']:.0f} MiB |")
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")

@@ -10,8 +10,6 @@ that was running is retried: that shard's part is written again, whole, under th
 
 import contextlib
 import logging
-import os
-import time
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -41,7 +39,7 @@ class EmbedJob:
 class ShardEmbedder:
     """map_batches callable over shards: a batch holds Shard fields, one entry per shard.
 
-    Returns one row per shard: its index, its rows, the seconds it took and the worker's pid.
+    Returns one row per shard written: its index and its rows (the driver's progress).
     """
 
     def __init__(self, job):
@@ -55,16 +53,10 @@ class ShardEmbedder:
         output.write_part(self.job.output, shard, output.part_table(ids, texts, vectors["embedding"]))
 
     def __call__(self, batch):
-        count = len(batch["index"])
-        done = {"index": [], "rows": [], "seconds": [], "pid": []}
-        for row in range(count):
-            shard = Shard(**{name: int(batch[name][row]) for name in SHARD_FIELDS})
-            started = time.perf_counter()
+        shards = [Shard(**{name: int(batch[name][row]) for name in SHARD_FIELDS}) for row in range(len(batch["index"]))]
+        for shard in shards:
             self.embed_shard(shard)
-            for key, value in (("index", shard.index), ("rows", shard.rows),
-                               ("seconds", time.perf_counter() - started), ("pid", os.getpid())):
-                done[key].append(value)
-        return {key: np.asarray(values) for key, values in done.items()}
+        return {"index": np.array([s.index for s in shards]), "rows": np.array([s.rows for s in shards])}
 
 
 def run_here(job, pending, progress):
