@@ -97,6 +97,12 @@ def build_parser():
     p = sub.add_parser("convert", help="write a BERT or DistilBERT checkpoint as DistilBERT safetensors")
     p.add_argument("src", help="checkpoint directory (or hub name)")
     p.add_argument("dst", help="output directory")
+
+    from .serve.command import add_arguments as add_serve_arguments  # argparse only: no server imports
+
+    p = sub.add_parser("serve", help="HTTP inference server (TEI, OpenAI and Inference API routes)",
+                       description="Serve a model over HTTP with dynamic batching; needs minidistil[serve].")
+    add_serve_arguments(p)
     for name, command_parser in sub.choices.items():
         command_parser.set_defaults(usage=command_parser.format_usage)
     return parser
@@ -330,6 +336,12 @@ def cmd_download(args):
     print(resolve_model_dir(args.name, revision=args.revision))
 
 
+def cmd_serve(args):
+    from .serve.command import run
+
+    run(args)
+
+
 def cmd_convert(args):
     from .checkpoint import convert
     from .sources import resolve_model_dir
@@ -348,6 +360,7 @@ COMMANDS = {
     "search": cmd_search,
     "download": cmd_download,
     "convert": cmd_convert,
+    "serve": cmd_serve,
 }
 
 

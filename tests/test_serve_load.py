@@ -1,0 +1,148 @@
+"""The server under load: concurrent clients, overload, clients that leave, SIGTERM.
+
+Bounded: 32 clients x 10 requests, a handful of slow requests; every answer is checked against
+the in-process pipeline, and the metrics show that every row was computed once (none lost,
+none computed for a client that left).
+"""
+
+import random
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from minidistil import pipeline
+
+from serve_servers import BUSY_LIMIT, assert_same, fleet, metric, tiny_dirs, wait_for  # noqa: F401 - fixtures
+
+CLIENTS, REQUESTS_PER_CLIENT = 32, 10
+WORDS = ("the a man woman dog cat runs eats food pasta guitar plays quickly slowly red blue house river city "
+         "music film book reads writes under over near far happy sad old new small large").split()
+
+
+def sentences(n, seed, shortest=3, longest=40):
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(shortest, longest))).capitalize() + "."
+            for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def embedder(minilm_dir):
+    return pipeline("sentence-embedding", model=str(minilm_dir), backend="numba", threads=1)
+
+
+@pytest.fixture(scope="module")
+def slow_batch(embedder):
+    """Eight ~120-token texts (a few hundred ms of model time on one thread) and their embeddings."""
+    texts = sentences(8, seed=7, shortest=110, longest=120)
+    return texts, [embedder(t) for t in texts]
+
+
+def batch_rows(url):
+    return metric(url, "te_batch_next_size_sum")
+
+
+def test_32_concurrent_clients_every_answer_checked(fleet, embedder):  # noqa: F811
+    server = fleet["minilm"]
+    texts = sentences(48, seed=1)
+    expected = {t: embedder(t) for t in texts}
+    rows_before, passes_before = batch_rows(server.url), metric(server.url, "te_batch_next_size_count")
+
+    def client(seed):
+        rng = random.Random(seed)
+        sent, failures = 0, []
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            for n in range(REQUESTS_PER_CLIENT):
+                chosen = rng.sample(texts, rng.randint(1, 4))
+                route = rng.choice(("/embed", "/v1/embeddings", "/"))
+                if route == "/v1/embeddings":
+                    response = http.post(route, json={"input": chosen, "model": "m"})
+                    got = [d["embedding"] for d in response.json()["data"]] if response.status_code == 200 else None
+                else:
+                    response = http.post(route, json={"inputs": chosen})
+                    got = response.json() if response.status_code == 200 else None
+                sent += len(chosen)
+                if got is None:
+                    failures.append(f"client {seed} request {n}: {response.status_code} {response.text}")
+                    continue
+                try:
+                    assert_same(got, [expected[t] for t in chosen], where=f"client {seed} request {n} {route}")
+                except AssertionError as exc:
+                    failures.append(str(exc))
+        return sent, failures
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        results = list(pool.map(client, range(CLIENTS)))
+    elapsed = time.monotonic() - started
+    failures = [f for _, fs in results for f in fs]
+    assert not failures, "\n".join(failures[:5])
+    rows = sum(sent for sent, _ in results)
+    passes = metric(server.url, "te_batch_next_size_count") - passes_before
+    assert batch_rows(server.url) - rows_before == rows  # every row computed exactly once
+    assert rows / passes > 2, f"{rows} rows in {passes} forward passes: requests were not batched together"
+    print(f"{CLIENTS * REQUESTS_PER_CLIENT} requests, {rows} texts in {passes:.0f} passes, {elapsed:.1f} s")
+
+
+def send_slow(url, texts):
+    return httpx.post(url + "/embed", json={"inputs": texts}, timeout=120)
+
+
+def test_overload_is_answered_429_then_the_server_recovers(fleet, slow_batch):  # noqa: F811
+    server = fleet["busy"]
+    texts, expected = slow_batch
+    with ThreadPoolExecutor(BUSY_LIMIT) as pool:
+        slow = [pool.submit(send_slow, server.url, texts) for _ in range(BUSY_LIMIT)]
+        wait_for(lambda: metric(server.url, "te_request_in_flight") == BUSY_LIMIT, what="the slow requests")
+        refused = httpx.post(server.url + "/embed", json={"inputs": "one more"}, timeout=30)
+        assert not all(f.done() for f in slow), "the slow requests finished before the overload was tested"
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error_type"] == "overloaded" and "--max-concurrent-requests" in refused.json()["error"]
+        for future in slow:
+            assert future.result().status_code == 200
+            assert_same(future.result().json(), expected)
+    recovered = httpx.post(server.url + "/embed", json={"inputs": texts[0]}, timeout=30)
+    assert recovered.status_code == 200
+    assert_same(recovered.json(), expected[:1])
+    assert metric(server.url, "te_request_failure_total", '{err="overloaded"}') == 1
+
+
+def test_a_request_whose_client_left_costs_no_forward_pass(fleet, slow_batch):  # noqa: F811
+    server = fleet["busy"]
+    texts, expected = slow_batch
+    rows_before = batch_rows(server.url)
+    cancelled_before = metric(server.url, "te_request_failure_total", '{err="cancelled"}')
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(send_slow, server.url, texts + texts)  # keeps the model busy
+        wait_for(lambda: metric(server.url, "te_request_in_flight") == 1, what="the slow request")
+        body = b'{"inputs": ["a request nobody waits for", "and its second text"]}'
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as leaving:
+            leaving.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            wait_for(lambda: metric(server.url, "te_request_in_flight") == 2, what="the second request")
+        wait_for(lambda: metric(server.url, "te_request_in_flight") == 1, what="the server to notice the client left")
+        assert not first.done(), "the slow request finished before the other client left"
+        assert first.result().status_code == 200
+        assert_same(first.result().json(), expected + expected)
+    assert batch_rows(server.url) - rows_before == 2 * len(texts)  # none of the leaving client's rows
+    assert metric(server.url, "te_request_failure_total", '{err="cancelled"}') == cancelled_before + 1
+    assert "client went away" in server.log
+
+
+def test_sigterm_answers_every_request_in_flight(fleet, slow_batch):  # noqa: F811
+    server = fleet["busy"]  # the last test of the busy server: it ends with it
+    texts, expected = slow_batch
+    with ThreadPoolExecutor(BUSY_LIMIT) as pool:
+        in_flight = [pool.submit(send_slow, server.url, texts) for _ in range(BUSY_LIMIT)]
+        wait_for(lambda: metric(server.url, "te_request_in_flight") == BUSY_LIMIT, what="the requests")
+        assert server.terminate(timeout=60) == 0, server.log
+        for future in in_flight:
+            response = future.result()
+            assert response.status_code == 200, response.text
+            assert_same(response.json(), expected)
+    assert "stopped by SIGTERM" in server.log
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(server.url + "/health", timeout=5)
