@@ -26,8 +26,8 @@ from .tasks import detect_task
 
 log = logging.getLogger("minidistil.serve")
 
-# Shapes (rows, tokens) timed at warm-up to fit the cost model of a forward pass (packing.py).
-SMALL_PASS, LARGE_PASS = (1, 16), (8, 48)
+# The pass (rows, tokens) timed at warm-up, with a one-token pass, for the cost model (packing.py).
+LARGE_PASS = (8, 48)
 
 
 def warmup_call(pipe, task):
@@ -53,8 +53,10 @@ def time_pass(model, rows, tokens, fill_id, repeats=3):
 
 
 def measure_cost_model(model, fill_id, max_length):
-    small, large = [(r, min(n, max_length)) for r, n in (SMALL_PASS, LARGE_PASS)]
-    return CostModel.fit((*small, time_pass(model, *small, fill_id)), (*large, time_pass(model, *large, fill_id)))
+    """The overhead is a one-token pass, timed; the per-token cost comes from a larger pass."""
+    rows, tokens = LARGE_PASS[0], min(LARGE_PASS[1], max_length)
+    overhead = time_pass(model, 1, 1, fill_id)
+    return CostModel(overhead, max(time_pass(model, rows, tokens, fill_id) - overhead, 0.0) / (rows * tokens))
 
 
 def with_truncation_side(pipe, side):

@@ -24,20 +24,8 @@ class CostModel:
     overhead: float
     per_token: float
 
-    def cost(self, rows, longest):
+    def cost(self, rows, longest):  # rows may be an array of candidate counts
         return self.overhead + self.per_token * rows * longest
-
-    @classmethod
-    def fit(cls, small, large):
-        """From two timed passes, each (rows, longest, seconds); never a negative term.
-
-        Timings on a busy machine are noisy: a fit whose overhead or slope comes out negative
-        keeps the other term alone (overhead 0: never cut; slope 0: one pass for everything).
-        """
-        (r1, l1, t1), (r2, l2, t2) = small, large
-        per_token = max((t2 - t1) / max(r2 * l2 - r1 * l1, 1), 0.0)
-        overhead = max(t1 - per_token * r1 * l1, 0.0)
-        return cls(overhead=overhead, per_token=per_token)
 
 
 def plan_batches(lengths, cost_model, max_tokens, max_rows=None):
@@ -60,7 +48,7 @@ def plan_batches(lengths, cost_model, max_tokens, max_rows=None):
         longest = int(sorted_lengths[end - 1])
         most = max(min(row_limit, max_tokens // longest, end), 1)
         starts = np.arange(end - most, end)
-        costs = best[starts] + cost_model.overhead + cost_model.per_token * (end - starts) * longest
+        costs = best[starts] + cost_model.cost(end - starts, longest)
         k = int(np.argmin(costs))
         best[end], start_of[end] = costs[k], starts[k]
     passes, end = [], n
