@@ -88,15 +88,22 @@ class ServerProcess:
         return code
 
 
+def metrics(url):
+    """The server's Prometheus samples, {name{labels}: value}, from one GET /metrics."""
+    samples = {}
+    for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
 def metric(url, name, labels=""):
     """The value of one Prometheus sample of the server (0 when absent)."""
-    text = httpx.get(url + "/metrics", timeout=10).text
-    pattern = re.compile(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", re.M)
-    match = pattern.search(text)
-    return float(match.group(1)) if match else 0.0
+    return metrics(url).get(name + labels, 0.0)
 
 
-def wait_for(condition, timeout=20, what="condition"):
+def wait_for(condition, timeout=60, what="condition"):
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -14,7 +14,10 @@ import pytest
 
 from minidistil import DistilBertTokenizerFast, pipeline
 
-from serve_servers import API_KEY, assert_same, fleet, metric, tiny_dirs  # noqa: F401 - fixtures
+pytest.register_assert_rewrite("serve_servers")  # its assert_same explains mismatches
+from serve_servers import API_KEY, assert_same, metric
+
+pytest_plugins = ["serve_servers"]  # the fleet and tiny_dirs fixtures, one instance for every file
 
 openai = pytest.importorskip("openai", reason="the openai client is a dev dependency: pip install -e '.[dev]'")
 hub = pytest.importorskip("huggingface_hub", reason="huggingface_hub is a dev dependency: pip install -e '.[dev]'")
@@ -27,7 +30,7 @@ TASKS = {"classifier": "text-classification", "mlm": "fill-mask", "ner": "token-
 
 
 @pytest.fixture(scope="module")
-def local(minilm_dir, tiny_dirs):  # noqa: F811
+def local(minilm_dir, tiny_dirs):
     """The in-process pipelines the servers must agree with (same backends)."""
     pipes = {"minilm": pipeline("sentence-embedding", model=str(minilm_dir), backend="numba", threads=1)}
     left = DistilBertTokenizerFast.from_pretrained(minilm_dir, truncation_side="left")
@@ -55,7 +58,7 @@ def check_error(response, status, error_type, *words):
 # ------------------------------------------------------------------------------------------ TEI
 
 
-def test_health_info_and_metrics(fleet):  # noqa: F811
+def test_health_info_and_metrics(fleet):
     server = fleet["minilm"]
     for path in ("/health", "/"):
         response = httpx.get(server.url + path)
@@ -70,7 +73,7 @@ def test_health_info_and_metrics(fleet):  # noqa: F811
     assert "minidistil serve: model" in server.log and "task sentence-embedding, backend numba, 1 threads" in server.log
 
 
-def test_embed_equals_the_pipeline(fleet, local):  # noqa: F811
+def test_embed_equals_the_pipeline(fleet, local):
     server, pipe = fleet["minilm"], local["minilm"]
     one = post(server, "/embed", {"inputs": TEXTS[0]})
     assert one.status_code == 200
@@ -84,7 +87,7 @@ def test_embed_equals_the_pipeline(fleet, local):  # noqa: F811
     assert abs(np.linalg.norm(raw[0]) - 1) > 1e-3  # really not normalised
 
 
-def test_embed_truncation(fleet, local):  # noqa: F811
+def test_embed_truncation(fleet, local):
     server = fleet["minilm"]
     check_error(post(server, "/embed", {"inputs": ["short", LONG_TEXT]}), 413, "validation", "inputs[1]", "truncate")
     right = post(server, "/embed", {"inputs": LONG_TEXT, "truncate": True}).json()
@@ -94,7 +97,7 @@ def test_embed_truncation(fleet, local):  # noqa: F811
     assert np.abs(np.subtract(left, right)).max() > 1e-2  # the two sides differ
 
 
-def test_tokenize_and_decode(fleet, local):  # noqa: F811
+def test_tokenize_and_decode(fleet, local):
     server, tokenizer = fleet["minilm"], local["minilm"].tokenizer
     text = "Héllo, naïve wörld!"
     tokens = post(server, "/tokenize", {"inputs": [text, "again"]}).json()
@@ -111,7 +114,7 @@ def test_tokenize_and_decode(fleet, local):  # noqa: F811
     assert both == [tokenizer.decode(ids), tokenizer.decode(ids[:3])]
 
 
-def test_predict_equals_the_pipeline(fleet, local):  # noqa: F811
+def test_predict_equals_the_pipeline(fleet, local):
     server, pipe = fleet["classifier"], local["classifier"]
     assert_same(post(server, "/predict", {"inputs": "a fine film"}).json(), pipe("a fine film", top_k=None))
     pair = post(server, "/predict", {"inputs": ["a fine film", "I loved it"]}).json()
@@ -131,7 +134,7 @@ def test_predict_equals_the_pipeline(fleet, local):  # noqa: F811
 # ------------------------------------------------------------------------------------------ OpenAI
 
 
-def test_openai_client_base64_and_float(fleet, local):  # noqa: F811
+def test_openai_client_base64_and_float(fleet, local):
     server, pipe = fleet["minilm"], local["minilm"]
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
     response = client.embeddings.create(input=TEXTS[:3], model="all-MiniLM-L6-v2")  # base64, as the client asks
@@ -145,7 +148,7 @@ def test_openai_client_base64_and_float(fleet, local):  # noqa: F811
     assert isinstance(raw["data"][0]["embedding"], str) and raw["object"] == "list"
 
 
-def test_openai_token_ids_are_the_model_input(fleet, local):  # noqa: F811
+def test_openai_token_ids_are_the_model_input(fleet, local):
     server, pipe = fleet["minilm"], local["minilm"]
     ids = [pipe.tokenizer(t)["input_ids"] for t in TEXTS[:2]]
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
@@ -155,7 +158,7 @@ def test_openai_token_ids_are_the_model_input(fleet, local):  # noqa: F811
     assert_same([d.embedding for d in both.data], [pipe(t) for t in TEXTS[:2]])
 
 
-def test_openai_errors_in_openai_shape(fleet):  # noqa: F811
+def test_openai_errors_in_openai_shape(fleet):
     client = openai.OpenAI(base_url=fleet["minilm"].url + "/v1", api_key="unused", max_retries=0)
     with pytest.raises(openai.BadRequestError) as empty:
         client.embeddings.create(input=[], model="m")
@@ -173,7 +176,7 @@ def test_openai_errors_in_openai_shape(fleet):  # noqa: F811
 # ------------------------------------------------------------------------------------------ Inference API
 
 
-def test_inference_client_embeddings_and_similarity(fleet, local):  # noqa: F811
+def test_inference_client_embeddings_and_similarity(fleet, local):
     pipe = local["minilm"]
     client = hub.InferenceClient(model=fleet["minilm"].url)
     vector = client.feature_extraction(TEXTS[0])
@@ -187,7 +190,7 @@ def test_inference_client_embeddings_and_similarity(fleet, local):  # noqa: F811
     assert round(scores[0], 4) == 0.7035  # sentence-transformers: 0.70354867
 
 
-def test_inference_client_text_classification(fleet, local):  # noqa: F811
+def test_inference_client_text_classification(fleet, local):
     pipe = local["classifier"]
     client = hub.InferenceClient(model=fleet["classifier"].url)
     for options in ({}, {"top_k": 2}, {"top_k": 3, "function_to_apply": "sigmoid"}):
@@ -198,7 +201,7 @@ def test_inference_client_text_classification(fleet, local):  # noqa: F811
     assert_same(raw, [pipe("good"), [pipe({"text": "bad", "text_pair": "awful"})]])
 
 
-def test_inference_client_fill_mask(fleet, local):  # noqa: F811
+def test_inference_client_fill_mask(fleet, local):
     pipe = local["mlm"]
     client = hub.InferenceClient(model=fleet["mlm"].url)
     text = "Paris is the [MASK] of France."
@@ -209,7 +212,7 @@ def test_inference_client_fill_mask(fleet, local):  # noqa: F811
     assert_same(two, pipe("The [MASK] sat on the [MASK]."))
 
 
-def test_inference_client_token_classification(fleet, local):  # noqa: F811
+def test_inference_client_token_classification(fleet, local):
     pipe = local["ner"]
     client = hub.InferenceClient(model=fleet["ner"].url)
     text = "Wolfgang lives in Berlin and works for Siemens."
@@ -219,7 +222,7 @@ def test_inference_client_token_classification(fleet, local):  # noqa: F811
         assert_same(got, expected, where=str(options))
 
 
-def test_inference_client_question_answering(fleet, local):  # noqa: F811
+def test_inference_client_question_answering(fleet, local):
     pipe = local["qa"]
     client = hub.InferenceClient(model=fleet["qa"].url)
     question, context = "Where does Anna live?", "Anna lives in Berlin. Her brother Tom lives in Paris."
@@ -230,7 +233,7 @@ def test_inference_client_question_answering(fleet, local):  # noqa: F811
     assert_same(several, pipe(question=question, context=context, top_k=3, max_answer_len=4))
 
 
-def test_inference_client_feature_extraction_of_a_bare_encoder(fleet, local):  # noqa: F811
+def test_inference_client_feature_extraction_of_a_bare_encoder(fleet, local):
     pipe = local["base"]
     client = hub.InferenceClient(model=fleet["base"].url)
     hidden = client.feature_extraction("Hello world, again.")
@@ -264,12 +267,12 @@ BAD_EMBED_BODIES = [
 
 @pytest.mark.parametrize("body, status, error_type, words", BAD_EMBED_BODIES,
                          ids=[str(b[:24]) for b, *_ in BAD_EMBED_BODIES])
-def test_bad_embed_bodies_get_named_errors(fleet, body, status, error_type, words):  # noqa: F811
+def test_bad_embed_bodies_get_named_errors(fleet, body, status, error_type, words):
     response = httpx.post(fleet["minilm"].url + "/embed", content=body, timeout=30)
     check_error(response, status, error_type, *words)
 
 
-def test_bad_bodies_for_the_other_tasks(fleet):  # noqa: F811
+def test_bad_bodies_for_the_other_tasks(fleet):
     check_error(post(fleet["mlm"], "/", {"inputs": "no mask here"}), 422, "validation", "[MASK]")
     check_error(post(fleet["mlm"], "/", {"inputs": "a [MASK]", "parameters": {"batch_size": 1000}}), 422,
                 "validation", "batch_size", "top_k")
@@ -289,7 +292,7 @@ def test_bad_bodies_for_the_other_tasks(fleet):  # noqa: F811
     check_error(httpx.post(fleet["minilm"].url + "/nowhere", json={}), 404, "not_found", "/nowhere")
 
 
-def test_payload_limit(fleet):  # noqa: F811
+def test_payload_limit(fleet):
     big = json.dumps({"inputs": "word " * 500_000}).encode()  # 2.5 MB, past the 2 MB default
     check_error(httpx.post(fleet["minilm"].url + "/embed", content=big, timeout=30), 413, "validation",
                 "--payload-limit")
@@ -302,7 +305,7 @@ def test_payload_limit(fleet):  # noqa: F811
                 "--payload-limit")
 
 
-def test_api_key(fleet, local):  # noqa: F811
+def test_api_key(fleet, local):
     server = fleet["keyed"]
     body = {"inputs": "Hello world, again."}
     check_error(post(server, "/", body), 401, "unauthorized", "API key")
@@ -318,7 +321,7 @@ def test_api_key(fleet, local):  # noqa: F811
     assert metric(server.url, "te_request_failure_total", '{err="unauthorized"}') >= 3
 
 
-def test_no_request_got_a_500(fleet):  # noqa: F811
+def test_no_request_got_a_500(fleet):
     """Every request of this file was answered by design: the servers logged no traceback."""
     for name, server in fleet.items():
         assert "Traceback" not in server.log, f"{name}:\n{server.log}"

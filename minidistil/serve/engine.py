@@ -27,7 +27,7 @@ from .tasks import detect_task
 log = logging.getLogger("minidistil.serve")
 
 # The pass (rows, tokens) timed at warm-up, with a one-token pass, for the cost model (packing.py).
-LARGE_PASS = (8, 48)
+LARGE_PASS = (8, 32)
 
 
 def warmup_call(pipe, task):
@@ -39,7 +39,7 @@ def warmup_call(pipe, task):
     return pipe("A first request warms the model up.")
 
 
-def time_pass(model, rows, tokens, fill_id, repeats=3):
+def time_pass(model, rows, tokens, fill_id, repeats=2):
     """Seconds of the fastest of `repeats` forward passes over (rows, tokens), after one untimed pass."""
     ids = np.full((rows, tokens), fill_id, dtype=np.int64)
     mask = np.ones_like(ids)
