@@ -7,6 +7,7 @@ in this process for the same input, within 1e-5.
 """
 
 import json
+import socket
 
 import httpx
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 from minidistil import DistilBertTokenizerFast, pipeline
 
 pytest.register_assert_rewrite("serve_servers")  # its assert_same explains mismatches
-from serve_servers import API_KEY, assert_same, metric
+from serve_servers import API_KEY, assert_same, metric, wait_for
 
 pytest_plugins = ["serve_servers"]  # the fleet and tiny_dirs fixtures, one instance for every file
 
@@ -303,6 +304,16 @@ def test_payload_limit(fleet):
 
     check_error(httpx.post(fleet["minilm"].url + "/embed", content=chunks(), timeout=30), 413, "validation",
                 "--payload-limit")
+
+
+def test_a_client_that_leaves_mid_upload_is_no_error(fleet):
+    server = fleet["minilm"]
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as leaving:
+        leaving.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"inputs\": ")
+        wait_for(lambda: metric(server.url, "te_request_in_flight") == 1, what="the request")
+    wait_for(lambda: metric(server.url, "te_request_in_flight") == 0, what="the server to see the client leave")
+    assert "POST /embed 499" in server.log
 
 
 def test_api_key(fleet, local):

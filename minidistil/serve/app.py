@@ -17,6 +17,7 @@ import logging
 from time import perf_counter
 
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -87,11 +88,14 @@ class Exchange:
         if declared.isdigit() and int(declared) > limit:
             raise too_large(f"the request body is {declared} bytes, more than --payload-limit {limit}")
         chunks, size = [], 0
-        async for chunk in self.request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large(f"the request body is more than --payload-limit {limit} bytes")
-            chunks.append(chunk)
+        try:
+            async for chunk in self.request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(f"the request body is more than --payload-limit {limit} bytes")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise ClientGone() from None
         return b"".join(chunks)
 
     async def json(self):
