@@ -35,7 +35,8 @@ def add_arguments(parser):
     add("--host", default=d.host, help=f"address to bind (default: {d.host}; 0.0.0.0 opens it to the network)")
     add("--port", type=int, default=d.port, help=f"port (default: {d.port}; 0: any free port)")
     add("--backend", choices=("auto", "numpy", "numba", "cupy"), help="kernel backend (default: auto)")
-    add("--threads", type=int, help="CPU threads of the model worker (default: every core)")
+    add("--threads", type=int, help="CPU threads of the model worker (default: $MINIDISTIL_THREADS, else every "
+                                    "core but one, which is left to HTTP and tokenisation)")
     add("--max-batch-tokens", type=int, default=d.max_batch_tokens,
         help=f"padded tokens (rows x longest) per forward pass (default: {d.max_batch_tokens})")
     add("--max-batch-requests", type=int, help="rows per forward pass (default: no limit but the token budget)")

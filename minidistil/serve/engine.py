@@ -18,6 +18,7 @@ from time import perf_counter
 import numpy as np
 
 from .. import __version__, pipeline
+from ..kernels import resolve_threads
 from ..pipelines import DEFAULT_MODELS, load_model_dir, normalize_task
 from .batcher import Batcher, BatchingModel, Ticket, current_ticket
 from .errors import RequestCancelled, ServeSettingsError
@@ -69,6 +70,17 @@ def with_truncation_side(pipe, side):
     return twin
 
 
+def worker_threads(threads):
+    """The model worker's threads: as given (--threads, $MINIDISTIL_THREADS), else every core but one.
+
+    The core left over runs the event loop, tokenisation and, often, the clients. On the 2-core
+    development machine (tools/bench_serve.py, 32 clients, README) the server reached 1.06x the
+    in-process pipeline's throughput with the model on one core, 0.61x with it on both: there every
+    parallel kernel waits for the thread that HTTP work preempted.
+    """
+    return resolve_threads(threads) or max((os.cpu_count() or 1) - 1, 1)
+
+
 def _run_as(ticket, fn, args):
     """Run fn(*args) in a request thread, with `ticket` as the current one."""
     if ticket.cancelled.is_set():
@@ -95,8 +107,8 @@ class Engine:
         # texts run one per pass there, as the in-process default; other tasks cut rows to their
         # own tokens, and one model call per request keeps its rows together.
         batch_size = 1 if self.task == "feature-extraction" else settings.max_client_batch_size
-        pipe = pipeline(self.task, model=str(directory), backend=settings.backend, threads=settings.threads,
-                        batch_size=batch_size)
+        pipe = pipeline(self.task, model=str(directory), backend=settings.backend,
+                        threads=worker_threads(settings.threads), batch_size=batch_size)
         self.model = pipe.model
         self.tokenizer = pipe.tokenizer
         self.max_input_length = self._max_input_length(pipe)
