@@ -120,13 +120,14 @@ def tiny_dirs(tmp_path_factory):
 @pytest.fixture(scope="session")
 def fleet(tiny_dirs, minilm_dir):
     """Every server of the test files, started together: name -> ServerProcess (ready)."""
-    minilm = ["--model", str(minilm_dir), "--backend", "numba", "--threads", "1"]
+    tiny = {name: ["--model", str(tiny_dirs[name]), "--backend", "numpy", "--threads", "1"] for name in TINY_MODELS}
     specs = {
-        "minilm": minilm,
-        "busy": [*minilm, "--max-concurrent-requests", str(BUSY_LIMIT)],
-        "keyed": ["--model", str(tiny_dirs["base"]), "--backend", "numpy", "--api-key", API_KEY],
-        **{name: ["--model", str(tiny_dirs[name]), "--backend", "numpy", "--threads", "1"] for name in TINY_MODELS},
+        "minilm": ["--model", str(minilm_dir), "--backend", "numba", "--threads", "1"],
+        # the bare encoder as a sentence embedder (mean pooling), with few places: for overload and SIGTERM
+        "busy": [*tiny["base"], "--task", "sentence-embedding", "--max-concurrent-requests", str(BUSY_LIMIT)],
+        **tiny,
     }
+    specs["base"] += ["--api-key", API_KEY]
     servers = {name: ServerProcess(*args) for name, args in specs.items()}
     try:
         for server in servers.values():

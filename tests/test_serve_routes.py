@@ -236,12 +236,13 @@ def test_inference_client_question_answering(fleet, local):
 
 def test_inference_client_feature_extraction_of_a_bare_encoder(fleet, local):
     pipe = local["base"]
-    client = hub.InferenceClient(model=fleet["base"].url)
+    client = hub.InferenceClient(model=fleet["base"].url, token=API_KEY)  # this server has an API key
     hidden = client.feature_extraction("Hello world, again.")
     assert hidden.shape == (1, len(pipe.tokenizer("Hello world, again.")["input_ids"]), 32)
     assert_same(hidden, pipe("Hello world, again."))
     texts = ["one", "two words here"]
-    assert_same(post(fleet["base"], "/", {"inputs": texts}).json(), pipe(texts))
+    answer = post(fleet["base"], "/", {"inputs": texts}, headers={"Authorization": f"Bearer {API_KEY}"})
+    assert_same(answer.json(), pipe(texts))
 
 
 # ------------------------------------------------------------------------------------------ errors
@@ -317,7 +318,7 @@ def test_a_client_that_leaves_mid_upload_is_no_error(fleet):
 
 
 def test_api_key(fleet, local):
-    server = fleet["keyed"]
+    server = fleet["base"]
     body = {"inputs": "Hello world, again."}
     check_error(post(server, "/", body), 401, "unauthorized", "API key")
     check_error(post(server, "/", body, headers={"Authorization": "Bearer wrong"}), 401, "unauthorized")

@@ -181,3 +181,38 @@ def test_serve_refuses_bad_options_before_loading(capsys, tiny_dirs):
     code, _, err = run_cli(capsys, "serve", "--model", tiny_dirs["classifier"], "--backend", "numpy",
                            "--max-batch-tokens", "100")
     assert code == 1 and "--max-batch-tokens 100 is less than the longest input this model takes (512" in err
+
+
+class _FailingOnce:
+    """A model whose first forward pass raises, as a broken backend would."""
+
+    def __init__(self, model):
+        self.model, self.config, self.calls = model, model.config, 0
+
+    def __call__(self, **inputs):
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("kernel exploded")
+        return self.model(**inputs)
+
+
+def test_a_failed_forward_pass_fails_its_requests_and_the_worker_goes_on(tiny_dirs, caplog):
+    from minidistil.serve.app import answer_for
+
+    model = pipeline("feature-extraction", model=str(tiny_dirs["base"]), backend="numpy").model
+    batcher = Batcher(_FailingOnce(model), token_outputs=("last_hidden_state",), pad_id=0,
+                      cost_model=CostModel(1.0, 0.0), max_tokens=512, max_rows=None, metrics=ServerMetrics())
+    ids = np.full((1, 4), 1000, dtype=np.int64)
+    token = current_ticket.set(Ticket())
+    batcher.start()
+    try:
+        with pytest.raises(RuntimeError, match="kernel exploded") as failure:
+            batcher.run(ids, None)
+        again = batcher.run(ids, None)  # the worker survived
+    finally:
+        current_ticket.reset(token)
+        batcher.close()
+    np.testing.assert_allclose(again["last_hidden_state"], model(input_ids=ids).last_hidden_state, atol=1e-6)
+    error = answer_for(failure.value)
+    assert (error.status, error.error_type) == (424, "backend") and "kernel exploded" in error.message
+    assert "inference failed" in caplog.text and "forward pass over 1 rows" in caplog.text

@@ -14,6 +14,7 @@ import asyncio
 import hmac
 import json
 import logging
+from contextlib import asynccontextmanager
 from time import perf_counter
 
 from starlette.applications import Starlette
@@ -24,6 +25,7 @@ from starlette.routing import Route
 from ..errors import MinidistilError, TokenizerError
 from .batcher import Ticket
 from .errors import RequestCancelled, RequestError, ServerClosing, too_large
+from .routes import ROUTES
 from .schemas import Limits, parse_json
 
 log = logging.getLogger("minidistil.serve")
@@ -222,10 +224,6 @@ def endpoint(server, handler, *, protected=True, counted=True, openai=False):
 
 def create_app(engine, metrics):
     """The Starlette app serving `engine` (already started); on shutdown the engine finishes and stops."""
-    from contextlib import asynccontextmanager
-
-    from .routes import ROUTES
-
     server = Server(engine, metrics)
 
     @asynccontextmanager
