@@ -142,6 +142,11 @@ def build_parser():
     p.add_argument("--labels", help="comma-separated label names for classify / ner (default: the source's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random head (default: 0)")
 
+    from .serve.command import add_arguments as add_serve_arguments  # argparse only: no server imports
+
+    p = sub.add_parser("serve", help="HTTP inference server (TEI, OpenAI and Inference API routes)",
+                       description="Serve a model over HTTP with dynamic batching; needs minidistil[serve].")
+    add_serve_arguments(p)
     for name, command_parser in sub.choices.items():
         command_parser.set_defaults(usage=command_parser.format_usage)
         # SUPPRESS: absent after the command, it leaves the value given (or not) before it.
@@ -396,6 +401,12 @@ def cmd_download(args):
     print(resolve_model_dir(args.name, revision=args.revision))
 
 
+def cmd_serve(args):
+    from .serve.command import run
+
+    run(args)
+
+
 def cmd_convert(args):
     from .checkpoints import convert
     from .sources import resolve_model_dir
@@ -428,6 +439,7 @@ COMMANDS = {
     "download": cmd_download,
     "convert": cmd_convert,
     "init": cmd_init,
+    "serve": cmd_serve,
 }
 
 
