@@ -102,8 +102,8 @@ GOOD = {"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}
 MALFORMED = {
     "too short": (b"", None, b"\x01\x02", "too short for the 8-byte header length"),
     "header past end": (GOOD, 10_000, bytes(16), "header length 10000 runs past the end of the file"),
-    "not json": (b"{not json", None, b"", "header is not valid JSON"),
-    "not utf8": (b'{"\xff": 1}', None, b"", "header is not UTF-8"),
+    "not json": (b"{not json", None, b"", "header: not valid JSON"),
+    "not utf8": (b'{"\xff": 1}', None, b"", "header: not UTF-8"),
     "not an object": (b"[1, 2]", None, b"", "header must be a JSON object"),
     "duplicate": (b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, '
                   b'"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', None, bytes(4), "has the key 'w' twice"),

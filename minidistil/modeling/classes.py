@@ -99,7 +99,8 @@ class DistilBertPreTrainedModel:
 
     # ------------------------------------------------------------- loading and saving
     @classmethod
-    def from_pretrained(cls, path, backend=None, threads=None, fresh_head=False, seed=0, **config_overrides):
+    def from_pretrained(cls, path, backend=None, threads=None, fresh_head=False, seed=0, allow_nonfinite=False,
+                        **config_overrides):
         """Load a checkpoint: config.json + model.safetensors (single or sharded) or pytorch_model.bin.
 
         path: a checkpoint directory (or its weights file); anything else is looked up as a model
@@ -112,6 +113,8 @@ class DistilBertPreTrainedModel:
         init; fresh_head=True also replaces a head whose shapes do not fit the config (e.g.
         num_labels changed), with a warning. Tensors of other DistilBERT heads are dropped with a
         warning, as the reference does; tensors nobody knows are an error.
+        A NaN or infinite weight is a CheckpointError naming the tensor, unless allow_nonfinite=True
+        (for studying a broken checkpoint: its outputs will be NaN).
         config_overrides change config fields (e.g. num_labels=3); other keywords are a TypeError.
         """
         known = set(DistilBertConfig.field_names()) | set(DistilBertConfig.attribute_map)
@@ -119,13 +122,13 @@ class DistilBertPreTrainedModel:
         if unknown:
             raise TypeError(
                 f"{cls.__name__}.from_pretrained() got unexpected keyword argument(s) {', '.join(unknown)} "
-                "(keywords other than backend, threads, fresh_head and seed must be config fields)"
+                "(keywords other than backend, threads, fresh_head, seed and allow_nonfinite must be config fields)"
             )
         if not Path(path).exists():
             from ..sources import resolve_model_dir
 
             path = resolve_model_dir(path)
-        config, tensors = load_checkpoint(path)
+        config, tensors = load_checkpoint(path, allow_nonfinite=allow_nonfinite)
         if config_overrides:
             config = config.replace(**config_overrides)
         params = cls._params_from_checkpoint(config, tensors, fresh_head, seed, str(path))
