@@ -166,7 +166,7 @@ def _json(value, where, **options):
     except ValueError:
         raise ValueError(
             f"{where}: the model's output holds NaN or infinity, which JSON cannot represent "
-            "(are the model's weights finite?)"
+            "(the float32 arithmetic overflowed: are the weights far too large?)"
         ) from None
 
 

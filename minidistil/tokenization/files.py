@@ -41,9 +41,10 @@ def special_token_text(value):
     raise TokenizerError(f"a special token must be a string or have a string 'content', got {shown(value)}")
 
 
-def special_token_list(value, where="additional_special_tokens"):
-    """The texts of a list of special tokens (None: none). A string is refused rather than read as a
-    list of its characters, each of which would become a special token.
+def special_token_list(value, name=None):
+    """The texts of a list of special tokens (None: none); name: the argument, for the message. A
+    string is refused rather than read as a list of its characters, each of which would become a
+    special token.
 
         >>> special_token_list(["<a>", {"content": "<b>"}])
         ['<a>', '<b>']
@@ -51,7 +52,7 @@ def special_token_list(value, where="additional_special_tokens"):
     if value is None:
         return []
     if not isinstance(value, (list, tuple)):
-        raise TokenizerError(f"{where} must be a list of special tokens, got {shown(value)}")
+        raise TokenizerError(f"{name + ' ' if name else ''}must be a list of special tokens, got {shown(value)}")
     return [special_token_text(t) for t in value]
 
 

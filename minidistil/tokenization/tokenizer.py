@@ -102,7 +102,7 @@ class DistilBertTokenizer:
         self.pad_token = special_token_text(pad_token)
         self.cls_token = special_token_text(cls_token)
         self.mask_token = special_token_text(mask_token)
-        self.additional_special_tokens = special_token_list(additional_special_tokens)
+        self.additional_special_tokens = special_token_list(additional_special_tokens, "additional_special_tokens")
 
         self._ids_to_tokens = {i: t for t, i in self.vocab.items()}
         # Special tokens missing from the vocabulary get the next ids, as the reference adds them.
