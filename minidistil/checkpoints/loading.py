@@ -65,14 +65,14 @@ def load_state_dict(path: str | os.PathLike, *, float_dtype=np.float32, allow_no
     return _read_weights_file(path, float_dtype, allow_nonfinite)
 
 
-def _read_weights_file(path: Path, float_dtype, allow_nonfinite, where=None) -> dict[str, np.ndarray]:
-    """One .safetensors or .bin file, checked for non-finite weights. where: how errors name it."""
+def _read_weights_file(path: Path, float_dtype, allow_nonfinite) -> dict[str, np.ndarray]:
+    """One .safetensors or .bin file, checked for non-finite weights unless allow_nonfinite."""
     if path.suffix == ".safetensors":
         state = read_safetensors(path, float_dtype=float_dtype)
     elif path.suffix in (".bin", ".pt", ".pth"):
         state = read_torch_bin(path, float_dtype=float_dtype)
     else:
-        raise CheckpointError(f"{where or path.name}: unknown weights format (expected .safetensors, .bin or an .index.json)")
+        raise CheckpointError(f"{path.name}: unknown weights format (expected .safetensors, .bin or an .index.json)")
     if not allow_nonfinite:
         check_finite(state, path.name)
     return state
