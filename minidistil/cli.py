@@ -207,17 +207,35 @@ def run_batched(run, items, batch_size, label):
         bar.close()
 
 
+def _json(value, where, **options):
+    """JSON text of `value`. NaN and infinity are not JSON (json.dumps would write them anyway):
+    an output holding one is an error naming `where`, the input it came from."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, **options)
+    except ValueError:
+        raise ValueError(
+            f"{where}: the model's output holds NaN or infinity, which JSON cannot represent "
+            "(the float32 arithmetic overflowed: are the weights far too large?)"
+        ) from None
+
+
 def _emit(args, items, batch, run, show):
     """Run and print: JSON lines for batches, a table (or --json) for one input."""
     if batch:
-        for item, output in run_batched(run, items, args.batch_size, args.command):
-            print(json.dumps({"input": item, "output": output}, ensure_ascii=False), flush=True)
+        results = run_batched(run, items, args.batch_size, args.command)
+        for n, (item, output) in enumerate(results, 1):
+            print(_json({"input": item, "output": output}, f"input {n} {_shown(item)}"), flush=True)
         return
     output = run(items)[0]
     if args.json:
-        print(json.dumps(output, ensure_ascii=False, indent=2))
+        print(_json(output, f"input {_shown(items[0])}", indent=2))
     else:
         show(output)
+
+
+def _shown(item, limit=60):
+    text = json.dumps(item, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_positive(value, option):
@@ -295,7 +313,7 @@ def cmd_qa(args):
                 continue
             try:
                 item = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: a line nested deeper than Python recurses
                 item = None
             if not isinstance(item, dict) or not {"question", "context"} <= set(item):
                 raise ValueError(f"input line {n}: expected a JSON object with question and context")
@@ -350,7 +368,7 @@ def cmd_embed(args):
     def run(texts):
         return [[round(float(x), 7) for x in row] for row in embed(texts)]
 
-    _emit(args, items, batch, run, lambda vector: print(json.dumps(vector)))
+    _emit(args, items, batch, run, lambda vector: print(_json(vector, f"input {_shown(items[0])}")))
 
 
 def _ranked(query_vector, vectors, texts, top_k=None):
@@ -368,7 +386,7 @@ def cmd_similarity(args):
     vectors = embed(args.texts)
     ranked = _ranked(vectors[0], vectors[1:], args.texts[1:])
     if args.json:
-        print(json.dumps(ranked, ensure_ascii=False, indent=2))
+        print(_json(ranked, f"query {_shown(args.texts[0])}", indent=2))
     elif len(ranked) == 1:
         print(f"{ranked[0]['score']:.4f}")
     else:
@@ -389,7 +407,7 @@ def cmd_search(args):
 
     ranked = _ranked(query, np.stack(vectors), corpus, args.top_k)
     if args.json:
-        print(json.dumps(ranked, ensure_ascii=False, indent=2))
+        print(_json(ranked, f"query {_shown(args.query)}", indent=2))
     else:
         for r in ranked:
             print(f"{r['score']:7.4f}  {r['text']}")

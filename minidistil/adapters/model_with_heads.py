@@ -69,13 +69,15 @@ class DistilBertModelWithHeads:
 
     # ---------------------------------------------------------------- loading
     @classmethod
-    def from_pretrained(cls, path, backend=None, threads=None):
+    def from_pretrained(cls, path, backend=None, threads=None, allow_nonfinite=False):
         """A plain DistilBERT checkpoint directory (any layout the checkpoint loader reads).
+
+        A NaN or infinite weight is a CheckpointError naming the tensor, unless allow_nonfinite=True.
 
         A task checkpoint's head (DistilBertForSequenceClassification, ...) becomes a flex head
         named "default" and is made active, as the reference's DistilBertAdapterModel does.
         """
-        config, state = load_checkpoint(path)
+        config, state = load_checkpoint(path, allow_nonfinite=allow_nonfinite)
         encoder = schema.encoder_shapes(config)
         params = {n: v for n, v in state.items() if n in encoder}
         rest = {n: v for n, v in state.items() if n not in encoder}

