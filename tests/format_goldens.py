@@ -1,28 +1,27 @@
 """Shared by the checkpoint-format golden tests (TF / Flax, ONNX, adapters on the plain classes).
 
-    golden = Golden("tf_flax")                 # tests/golden/formats/tf_flax: manifest.json, inputs.npz, expected.npz
+    golden = Golden("tf_flax", "TF / Flax goldens")   # tests/golden/formats/tf_flax: manifest.json, inputs.npz, expected.npz
     errors = golden.compare(out, case)         # {field: max |ours - reference|}, each field checked for shape
-    golden.record("numpy", name, errors)       # asserts <= 1e-4; kept for the closing report of the worst errors
-    _report = golden.report_at_end("ONNX")     # in the test module: prints that report after its tests
+    golden.record("numpy", name, errors)       # asserts <= 1e-4; the worst errors go to the run's summary (golden_report)
 """
 
-import contextlib
 import json
 from pathlib import Path
 
 import numpy as np
-import pytest
+
+import golden_report
 
 ROOT = Path(__file__).resolve().parent / "golden" / "formats"
-TOLERANCE = 1e-4
+TOLERANCE = golden_report.TOLERANCE
 
 
 class Golden:
-    def __init__(self, name):
+    def __init__(self, name, title):
         self.dir = ROOT / name
+        self.title = title  # the heading of this golden's table in the run's summary
         self.manifest = json.loads((self.dir / "manifest.json").read_text())
         self.cases = self.manifest["cases"]
-        self.worst = {}  # (backend, case) -> (error, field)
         self._expected = self._inputs = None
 
     @property
@@ -55,24 +54,5 @@ class Golden:
 
     def record(self, backend, name, errors):
         field = max(errors, key=errors.get)
-        self.worst[(backend, name)] = (errors[field], field)
+        golden_report.record(self.title, backend, name, errors[field], field)
         assert errors[field] <= TOLERANCE, f"{name} on {backend}: worst abs error {errors[field]:.3e} in {field} {errors}"
-
-    def report_at_end(self, title):
-        """A module-scoped autouse fixture printing the worst error per case and overall after the module's tests."""
-
-        @pytest.fixture(scope="module", autouse=True)
-        def report(request):
-            yield
-            if not self.worst:
-                return
-            lines = [f"{title}, worst abs error per case (tolerance {TOLERANCE:g}):"]
-            for (backend, name), (err, field) in sorted(self.worst.items()):
-                lines.append(f"  {backend:6s} {name:40s} {err:.3e}  ({field})")
-            overall = max(self.worst.values())
-            lines.append(f"  overall worst: {overall[0]:.3e} ({overall[1]})")
-            capture = request.config.pluginmanager.getplugin("capturemanager")  # print past the output capture
-            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-                print("\n" + "\n".join(lines))
-
-        return report

@@ -13,11 +13,10 @@ from minidistil.modeling.classes import MODEL_CLASSES
 
 from format_goldens import Golden
 
-GOLDEN = Golden("class_adapters")
+GOLDEN = Golden("class_adapters", "adapters on the plain classes vs adapters 1.3")
 CASES = GOLDEN.cases
 ADAPTERS = sorted(GOLDEN.manifest["adapters"])
 
-_report = GOLDEN.report_at_end("adapters on the plain classes vs adapters 1.3")
 
 
 def setup_from_spec(spec):

@@ -21,10 +21,9 @@ from format_goldens import Golden
 
 onnx = pytest.importorskip("onnx", reason='model.onnx needs the onnx package: pip install "minidistil[onnx]"')
 
-GOLDEN = Golden("onnx")
+GOLDEN = Golden("onnx", "ONNX goldens (vs ONNX Runtime on the same file)")
 CASES = GOLDEN.cases
 
-_report = GOLDEN.report_at_end("ONNX goldens (vs ONNX Runtime on the same file)")
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -23,10 +23,9 @@ from format_goldens import Golden
 h5py = pytest.importorskip("h5py", reason='tf_model.h5 needs h5py: pip install "minidistil[tf]"')
 msgpack = pytest.importorskip("msgpack", reason='flax_model.msgpack needs msgpack: pip install "minidistil[flax]"')
 
-GOLDEN = Golden("tf_flax")
+GOLDEN = Golden("tf_flax", "TF / Flax goldens")
 CASES = GOLDEN.cases
 
-_report = GOLDEN.report_at_end("TF / Flax goldens")
 
 
 def framework_call(model, case, ids, mask):
