@@ -1,7 +1,7 @@
 """The tokenizer's interface: construction and files, the call options, decoding and bad input.
 
 Expected ids, offsets and strings come from the reference fast tokenizer: the calls in
-tests/golden/tokenizer/calls.json, written by tools/make_tokenizer_golden.py (INTERFACE_CALLS), are
+tests/golden/tokenizer/calls.json, written by tools/goldens/make_tokenizer_golden.py (INTERFACE_CALLS), are
 replayed here; the bulk comparison lives in test_tokenizer_golden.py.
 """
 

@@ -74,7 +74,7 @@ def worker_threads(threads):
     """The model worker's threads: as given (--threads, $MINIDISTIL_THREADS), else every core but one.
 
     The core left over runs the event loop, tokenisation and, often, the clients. On the 2-core
-    development machine (tools/bench_serve.py, 32 clients, README) the server reached 1.06x the
+    development machine (tools/bench/bench_serve.py, 32 clients, README) the server reached 1.06x the
     in-process pipeline's throughput with the model on one core, 0.61x with it on both: there every
     parallel kernel waits for the thread that HTTP work preempted.
     """

@@ -1,7 +1,7 @@
 """Rows per second of `minidistil embed --output`: one process vs `--ray local`, and each process's memory.
 
-    python tools/bench_ray.py                     # 2000 SQuAD dev texts, MiniLM, 2 interleaved rounds
-    python tools/bench_ray.py --texts 600 --rounds 1   # a smoke run
+    python tools/bench/bench_ray.py                     # 2000 SQuAD dev texts, MiniLM, 2 interleaved rounds
+    python tools/bench/bench_ray.py --texts 600 --rounds 1   # a smoke run
 
 Each run is the real command in a fresh subprocess writing a fresh output directory; runs of the
 modes alternate, round after round, so that a load from elsewhere on the machine falls on all of
@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SQUAD = ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json"
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
              "amx_tile")
@@ -189,7 +189,7 @@ def main(argv=None):
             "shard_rows": args.shard_rows, "batch_size": args.batch_size, "model": args.model or "all-MiniLM-L6-v2",
             "load_average_1min": [round(x, 2) for x in load],
             "versions": {"ray": ray.__version__, "numpy": numpy.__version__, "numba": numba.__version__},
-            "command": "python tools/bench_ray.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+            "command": "python tools/bench/bench_ray.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     print(f"{meta['cpu']['model']}, {meta['cpu']['cores']} cores, flags {' '.join(meta['cpu']['flags'])}; "
           f"{args.texts} SQuAD dev texts, {meta['model']}; load average during the runs "
           f"{min(load):.1f}-{max(load):.1f}; {meta['date']}; `{meta['command']}`\n")

@@ -1,7 +1,7 @@
 """Benchmark: `minidistil serve` under concurrent clients vs the in-process pipeline, same texts.
 
-    python tools/bench_serve.py                      # MiniLM, 512 SST-2 sentences, 32 clients, 2 threads
-    python tools/bench_serve.py --texts 256 --rounds 1 --duration 10     # quicker
+    python tools/bench/bench_serve.py                      # MiniLM, 512 SST-2 sentences, 32 clients, 2 threads
+    python tools/bench/bench_serve.py --texts 256 --rounds 1 --duration 10     # quicker
 
 1. In-process: `pipeline("sentence-embedding")` on all texts with batch_size=32 (the pipeline
    sorts them by length first: the least padding there is), and on chunks of 32 texts in their
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SST2 = ROOT.parent / "shared" / "data" / "sst2" / "dev.tsv"
 LISTENING = re.compile(r"listening on http://([\d.]+):(\d+)")
 
