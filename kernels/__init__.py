@@ -24,8 +24,23 @@ THREADS_ENV = "MINIDISTIL_THREADS"
 BACKENDS = ("numpy", "numba", "cupy")
 
 
+_WARNED_CAPS = set()  # (asked, cores) already warned about: the warning is said once per process
+
+
+def available_cores():
+    """The CPUs this process may run on (its affinity mask, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity masks on this OS
+        return os.cpu_count() or 1
+
+
 def resolve_threads(threads=None):
-    """The thread count to use: `threads`, else $MINIDISTIL_THREADS, else None (all cores)."""
+    """The thread count to use: `threads`, else $MINIDISTIL_THREADS, else None (all cores).
+
+    More than available_cores() is capped to it, with a warning: extra threads only wait for each
+    other (`minidistil embed` of 100 lines on 2 busy cores: 8 threads took 4.8-8.6x as long as 2, 3 runs).
+    """
     source = "threads"
     if threads is None:
         threads = os.environ.get(THREADS_ENV) or None
@@ -38,6 +53,13 @@ def resolve_threads(threads=None):
         raise ValueError(f"{source} must be a positive integer, got {threads!r}") from None
     if n < 1 or isinstance(threads, bool) or (isinstance(threads, float) and threads != n):
         raise ValueError(f"{source} must be a positive integer, got {threads!r}")
+    cores = available_cores()
+    if n > cores:
+        if (n, cores) not in _WARNED_CAPS:
+            _WARNED_CAPS.add((n, cores))
+            warnings.warn(f"{source}={n} is more than the {cores} cores this process may use: using {cores} "
+                          "(more threads than cores only wait for each other)", RuntimeWarning, stacklevel=3)
+        n = cores
     return n
 
 

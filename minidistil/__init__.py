@@ -11,6 +11,7 @@ from .errors import (
     CheckpointError,
     ConfigError,
     MinidistilError,
+    MissingExtraError,
     ModelSourceError,
     TokenizerError,
 )
@@ -29,6 +30,12 @@ _LAZY_NAMES = {
     "DistilBertForTokenClassification": "modeling.classes",
     "DistilBertForQuestionAnswering": "modeling.classes",
     "ModelOutput": "modeling.outputs",
+    **{
+        f"{framework}DistilBert{suffix}": "modeling.framework_classes"
+        for framework in ("TF", "Flax")
+        for suffix in ("Model", "ForMaskedLM", "ForSequenceClassification", "ForMultipleChoice",
+                       "ForTokenClassification", "ForQuestionAnswering")
+    },
     "DistilBertModelWithHeads": "adapters",
     "Stack": "adapters",
     "Parallel": "adapters",
@@ -37,7 +44,8 @@ _LAZY_NAMES = {
 
 __all__ = sorted(
     list(_LAZY_NAMES)
-    + ["AdapterError", "CheckpointError", "ConfigError", "MinidistilError", "ModelSourceError", "TokenizerError"]
+    + ["AdapterError", "CheckpointError", "ConfigError", "MinidistilError", "MissingExtraError", "ModelSourceError",
+       "TokenizerError"]
 )
 
 

@@ -11,13 +11,15 @@ fallback: mean pooling, no normalisation.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, shown
+from .hub.errors import UnsafeName
+from .hub.names import check_inside, check_repo_path
+from .jsonfiles import read_json, read_json_object
 
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
 # Legacy boolean keys of 1_Pooling/config.json -> mode, in sentence-transformers' order.
@@ -40,23 +42,16 @@ class SentenceConfig:
     do_lower_case: bool = False
 
 
-def _read_json(path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
-
-
 def pooling_modes(config):
     """The pooling modes named by a Pooling config (new `pooling_mode` key or the legacy booleans)."""
     if "pooling_mode" in config:
         mode = config["pooling_mode"]
-        modes = (mode,) if isinstance(mode, str) else tuple(mode)
+        modes = (mode,) if isinstance(mode, str) else tuple(mode) if isinstance(mode, list) else (mode,)
     else:
         modes = tuple(m for key, m in _LEGACY_POOLING_KEYS.items() if config.get(key, False)) or ("mean",)
     for mode in modes:
-        if mode not in POOLING_MODES:
-            raise ConfigError(f"pooling_mode {mode!r} is not one of {', '.join(POOLING_MODES)}")
+        if not isinstance(mode, str) or mode not in POOLING_MODES:
+            raise ConfigError(f"pooling_mode {shown(mode)} is not one of {', '.join(POOLING_MODES)}")
     return modes
 
 
@@ -67,24 +62,48 @@ def read_sentence_config(model_dir):
     if not modules_file.is_file():
         return SentenceConfig()
     pooling, normalize, max_seq_length, do_lower_case = ("mean",), False, None, False
-    for module in _read_json(modules_file):
-        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
-        sub = model_dir / module.get("path", "")
+    modules = read_json(modules_file, ConfigError)
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise ConfigError(f"{modules_file}: must be a list of module objects")
+    for i, module in enumerate(modules):
+        kind = module.get("type", "")
+        if not isinstance(kind, str):
+            raise ConfigError(f"{modules_file}: module {i} 'type' must be a string, got {shown(kind)}")
+        kind = kind.rsplit(".", 1)[-1]
+        sub = _module_folder(model_dir, module.get("path", ""), f"{modules_file}: module {i} 'path'")
         if kind == "Transformer":
             settings = sub / "sentence_bert_config.json"
             if settings.is_file():
-                data = _read_json(settings)
+                data = read_json_object(settings, ConfigError)
                 max_seq_length = data.get("max_seq_length")
+                if max_seq_length is not None and (not isinstance(max_seq_length, int) or isinstance(max_seq_length, bool)
+                                                   or max_seq_length < 1):
+                    raise ConfigError(f"{settings}: max_seq_length must be a positive integer, got {shown(max_seq_length)}")
                 do_lower_case = bool(data.get("do_lower_case", False))
         elif kind == "Pooling":
-            pooling = pooling_modes(_read_json(sub / "config.json")) if (sub / "config.json").is_file() else ("mean",)
+            config = sub / "config.json"
+            pooling = pooling_modes(read_json_object(config, ConfigError)) if config.is_file() else ("mean",)
         elif kind == "Normalize":
             normalize = True
         else:
             raise ConfigError(
-                f"{modules_file}: module {module.get('type')!r} is not supported (only {', '.join(_KNOWN_MODULES)})"
+                f"{modules_file}: module {shown(module.get('type'))} is not supported (only {', '.join(_KNOWN_MODULES)})"
             )
     return SentenceConfig(pooling, normalize, max_seq_length, do_lower_case)
+
+
+def _module_folder(model_dir, path, field):
+    """A module's folder: `path` relative to the model directory ("" for the directory itself), which
+    it may not leave, neither by its name (absolute, "..") nor through a symlinked folder."""
+    if path == "":
+        return model_dir
+    try:
+        check_repo_path(path, field)
+        folder = model_dir / path
+        check_inside(model_dir, folder, field)
+    except UnsafeName as exc:
+        raise ConfigError(f"{exc}: a module's files must be inside the model directory") from None
+    return folder
 
 
 def pool(token_embeddings, attention_mask, modes=("mean",)):

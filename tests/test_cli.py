@@ -22,9 +22,11 @@ def dirs(tmp_path_factory):
     return {name: str(build_model_dir(name, root / name)) for name in ("mlm", "classifier", "ner", "qa")}
 
 
-class _Stdin(io.StringIO):
-    def __init__(self, text="", tty=False):
-        super().__init__(text)
+class _Stdin(io.TextIOWrapper):
+    """A stdin with bytes below it, as a real pipe has (the CLI decodes the bytes itself)."""
+
+    def __init__(self, data=b"", tty=False):
+        super().__init__(io.BytesIO(data.encode("utf-8") if isinstance(data, str) else data), encoding="utf-8")
         self._tty = tty
 
     def isatty(self):
@@ -32,7 +34,8 @@ class _Stdin(io.StringIO):
 
 
 def run(capsys, monkeypatch, *argv, stdin=None, tty=True):
-    monkeypatch.setattr(sys, "stdin", _Stdin(stdin or "", tty=stdin is None and tty))
+    """cli.main(argv) with `stdin` (text or bytes) piped in, or a terminal (tty) or empty pipe when None."""
+    monkeypatch.setattr(sys, "stdin", _Stdin(stdin or b"", tty=stdin is None and tty))
     code = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
@@ -79,7 +82,8 @@ def test_embed_one_text_and_json_lines_from_stdin(capsys, monkeypatch, minilm_di
     assert code == 0 and len(vector) == 384
     code, out, _ = run(capsys, monkeypatch, "embed", "--model", minilm_dir, stdin="Hello world\n\nGoodbye\n")
     rows = [json.loads(line) for line in out.splitlines()]
-    assert [r["input"] for r in rows] == ["Hello world", "Goodbye"]  # empty lines are skipped
+    assert [r["input"] for r in rows] == ["Hello world", "", "Goodbye"]  # line N of the output answers line N
+    assert rows[1]["output"] is None  # a blank line is not run
     assert np.allclose(rows[0]["output"], vector, atol=1e-6)
 
 
@@ -114,6 +118,20 @@ def test_classify_ner_qa(capsys, monkeypatch, dirs, tmp_path):
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and [r["input"] for r in rows] == items
     assert [r["output"] for r in rows] == [pytest.approx(answer(**item)) for item in items]
+
+
+# Each text, and the part of it that fits 512 positions: [CLS], 510 word pieces, [SEP] ("A [MASK]." is 3 pieces).
+@pytest.mark.parametrize("command, model, text, fits", [
+    ("classify", "classifier", "word " * 600, "word " * 510),
+    ("fill-mask", "mlm", "A [MASK]. " + "word " * 600, "A [MASK]. " + "word " * 507),
+])
+def test_truncation_flag(capsys, monkeypatch, dirs, command, model, text, fits):
+    code, out, err = run(capsys, monkeypatch, command, "--model", dirs[model], "--json", text)
+    assert code == 1 and "tokens long, more than the model's 512 positions" in err and "--truncation" in err
+    code, out, err = run(capsys, monkeypatch, command, "--model", dirs[model], "--json", "--truncation", text)
+    assert code == 0, err
+    code, expected, _ = run(capsys, monkeypatch, command, "--model", dirs[model], "--json", fits)
+    assert code == 0 and out == expected
 
 
 def test_progress_bar_on_stderr_for_batches(capsys, monkeypatch, dirs):
@@ -167,6 +185,8 @@ def test_download_from_a_local_hub(capsys, monkeypatch, tmp_path):
         ["embed", "--batch-size", "0", "x"],
         ["ner", "--aggregation", "longest", "x"],
         ["embed"],  # no text and stdin is a terminal
+        ["init", "x"],  # no --task
+        ["init", "x", "--task", "ner", "--seed", "-1"],
     ],
 )
 def test_bad_usage_exits_2(capsys, monkeypatch, argv):
@@ -186,22 +206,43 @@ def test_bad_usage_exits_2(capsys, monkeypatch, argv):
         (["classify", "--model", "{classifier}", "--input", "{missing}"], "cannot read --input file '{missing}'"),
         (["qa", "--model", "{qa}", "--input", "{missing}"], "cannot read --input file '{missing}'"),
         (["search", "query", "--model", "{classifier}", "--corpus", "{missing}"], "cannot read --corpus file '{missing}'"),
-        (["classify", "--model", "{classifier}", "--input", "{latin1}"], "--input file '{latin1}' is not UTF-8 text"),
-        (["search", "query", "--model", "{classifier}", "--corpus", "{latin1}"], "--corpus file '{latin1}' is not UTF-8"),
+        (["classify", "--model", "{classifier}", "--input", "{latin1}"], "--input file '{latin1}' line 1 is not UTF-8"),
+        (["search", "query", "--model", "{classifier}", "--corpus", "{latin1}"],
+         "--corpus file '{latin1}' line 1 is not UTF-8"),
+        (["qa", "--model", "{qa}", "-q", "Who?", "-c", "@{missing}"], "cannot read --context file '{missing}'"),
+        (["classify", "--model", "{empty_config}", "x"], "config.json is empty"),
     ],
 )
 def test_model_and_input_errors_exit_1_with_one_line(capsys, monkeypatch, dirs, tmp_path, argv, message):
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("Café crème\n".encode("latin-1"))
-    names = dict(dirs, missing=str(tmp_path / "no" / "such" / "dir"), latin1=str(latin1))
+    empty_config = tmp_path / "empty-config"
+    empty_config.mkdir()
+    (empty_config / "config.json").write_bytes(b"")
+    (empty_config / "model.safetensors").write_bytes(Path(dirs["classifier"], "model.safetensors").read_bytes())
+    names = dict(dirs, missing=str(tmp_path / "no" / "such" / "dir"), latin1=str(latin1),
+                 empty_config=str(empty_config))
     code, out, err = run(capsys, monkeypatch, *[a.format(**names) for a in argv])
     assert code == 1 and out == ""
     assert len(err.strip().splitlines()) == 1 and message.format(**names) in err, err
 
 
-def test_debug_shows_the_traceback(dirs):
-    argv = [sys.executable, "-m", "minidistil.cli", "--debug", "fill-mask", "--model", dirs["mlm"], "No mask."]
+@pytest.mark.parametrize("where", ["before the command", "after the command", "at the end"])
+def test_debug_shows_the_traceback_wherever_it_is(dirs, where):
+    command = ["fill-mask", "--model", dirs["mlm"], "No mask."]
+    at = {"before the command": 0, "after the command": 1, "at the end": len(command)}[where]
+    argv = [sys.executable, "-m", "minidistil.cli", *command[:at], "--debug", *command[at:]]
     proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert proc.returncode == 1 and "Traceback" in proc.stderr and "PipelineInputError" in proc.stderr
-    proc = subprocess.run(argv[:3] + argv[4:], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.run([sys.executable, "-m", "minidistil.cli", *command], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
+
+
+def test_version(capsys):
+    from minidistil import __version__
+
+    with pytest.raises(SystemExit) as exit_info:  # argparse's version action
+        cli.build_parser().parse_args(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out == f"minidistil {__version__}\n"
+    assert cli.main(["--version"]) == 0

@@ -174,6 +174,7 @@ def test_unknown_backend_is_an_error():
 
 
 def test_threads_argument_and_environment(monkeypatch):
+    monkeypatch.setattr(kernels, "available_cores", lambda: 4)  # above it, counts are capped (test_threads_cap.py)
     monkeypatch.delenv(kernels.THREADS_ENV, raising=False)
     assert kernels.resolve_threads(None) is None
     assert kernels.resolve_threads(3) == 3

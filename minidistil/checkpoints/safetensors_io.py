@@ -26,7 +26,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, shown
+from ..jsonfiles import MAX_JSON_BYTES, parse_json
+from .tensor_checks import checked_shape
 
 # safetensors dtype name -> NumPy dtype as stored (little-endian). BF16 has no NumPy
 # dtype: it is read as uint16 and widened (see _bf16_to_f32).
@@ -61,7 +63,9 @@ _WRITE_NAMES = {
     np.dtype("uint8"): "U8",
     np.dtype("bool"): "BOOL",
 }
-MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors library's own limit
+# The safetensors library allows 100 MB; a header takes ~100 bytes per tensor, so 16 MiB is room for
+# 160,000 tensors, and parsing it costs at most ~400 MB (see jsonfiles.MAX_JSON_BYTES) instead of ~2.5 GB.
+MAX_HEADER_BYTES = MAX_JSON_BYTES
 
 
 def bf16_to_f32(raw: np.ndarray) -> np.ndarray:
@@ -103,13 +107,9 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], dic
     except OSError as exc:
         raise CheckpointError(f"{name}: cannot read: {exc.strerror or exc}") from exc
     try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
-    except UnicodeDecodeError as exc:
-        raise CheckpointError(f"{name}: header is not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{name}: header is not valid JSON: {exc.msg} at byte {exc.pos}") from None
+        header = parse_json(raw, CheckpointError, f"{name}: header", object_pairs_hook=_no_duplicate_keys)
     except _DuplicateKey as exc:
-        raise CheckpointError(f"{name}: header has the key {exc.args[0]!r} twice") from None
+        raise CheckpointError(f"{name}: header has the key {shown(exc.args[0])} twice") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{name}: header must be a JSON object, got {type(header).__name__}")
 
@@ -121,31 +121,29 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], dic
 
     tensors: dict[str, dict[str, Any]] = {}
     for key, info in header.items():
-        where = f"{name}: tensor {key!r}"
+        where = f"{name}: tensor {shown(key)}"
         if not isinstance(info, dict):
             raise CheckpointError(f"{where}: entry must be an object, got {type(info).__name__}")
         dtype = info.get("dtype")
-        if dtype not in STORED_DTYPES:
-            raise CheckpointError(f"{where}: dtype {dtype!r} is not supported (known: {', '.join(STORED_DTYPES)})")
-        shape = info.get("shape")
-        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-            raise CheckpointError(f"{where}: shape must be a list of non-negative integers, got {shape!r}")
+        if not isinstance(dtype, str) or dtype not in STORED_DTYPES:
+            raise CheckpointError(f"{where}: dtype {shown(dtype)} is not supported (known: {', '.join(STORED_DTYPES)})")
+        shape = checked_shape(info.get("shape"), where)
         offsets = info.get("data_offsets")
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets)):
-            raise CheckpointError(f"{where}: data_offsets must be [begin, end] integers, got {offsets!r}")
+            raise CheckpointError(f"{where}: data_offsets must be [begin, end] integers, got {shown(offsets)}")
         begin, end = offsets
         if not 0 <= begin <= end:
-            raise CheckpointError(f"{where}: data_offsets [{begin}, {end}] are not an increasing pair of non-negative integers")
+            raise CheckpointError(f"{where}: data_offsets {shown(offsets)} are not an increasing pair of non-negative integers")
         if end > data_len:
             raise CheckpointError(
-                f"{where}: data_offsets [{begin}, {end}] run past the data region ({data_len} bytes): file truncated?"
+                f"{where}: data_offsets {shown(offsets)} run past the data region ({data_len} bytes): file truncated?"
             )
         nbytes = _prod(shape) * STORED_DTYPES[dtype].itemsize
         if end - begin != nbytes:
             raise CheckpointError(
-                f"{where}: data_offsets [{begin}, {end}] hold {end - begin} bytes but shape {shape} of {dtype} needs {nbytes}"
+                f"{where}: data_offsets [{begin}, {end}] hold {end - begin} bytes but shape {list(shape)} of {dtype} needs {nbytes}"
             )
-        tensors[key] = {"dtype": dtype, "shape": tuple(shape), "data_offsets": (begin, end)}
+        tensors[key] = {"dtype": dtype, "shape": shape, "data_offsets": (begin, end)}
 
     spans = sorted((info["data_offsets"], key) for key, info in tensors.items() if info["data_offsets"][1] > info["data_offsets"][0])
     for (prev, prev_key), (cur, cur_key) in zip(spans, spans[1:]):

@@ -19,6 +19,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..checkpoints.loading import WEIGHT_FILES
 from ..errors import ModelSourceError
 from ..progress import Progress
 from .cache import RepoCache
@@ -49,12 +50,9 @@ OPTIONAL_FILES = (
     "sentence_bert_config.json",
     "config_sentence_transformers.json",
 )
-WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
+# What counts as a model's weights, in the checkpoint loader's order (safetensors, .bin, tf_model.h5,
+# flax_model.msgpack, model.onnx): the first the hub has is fetched. An ONNX export with external data
+# files needs a local directory (their names live inside the graph).
 
 # Bounds on what an index or modules.json may ask for: real ones hold a few dozen shards and modules
 # in a few hundred kB; a hostile one must not turn into a million requests or a huge parse.

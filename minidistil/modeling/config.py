@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
+from ..jsonfiles import read_json_object
 from ..kernels import ACTIVATIONS as KERNEL_ACTIVATIONS
 
 CONFIG_NAME = "config.json"
@@ -49,6 +50,21 @@ ATTRIBUTE_MAP = {
 }
 
 _POSITIVE_INT_FIELDS = ("vocab_size", "max_position_embeddings", "n_layers", "n_heads", "dim", "hidden_dim")
+# The most each size may be: far above any released BERT-family model (at most 48 layers, dim 8192,
+# a vocabulary of 1M, 8k positions), and low enough that what a config alone makes stays cheap: the
+# label tables, the 16 tensor names per layer, a sinusoidal position table or a fresh head (those of
+# a checkpoint are bounded by its tensors too: see checkpoints.loading.check_config_fits). A
+# config.json claiming n_layers 10^9 or num_labels 10^8 is refused here, naming the field, before
+# anything of that size is built.
+SIZE_LIMITS = {
+    "vocab_size": 2**22,
+    "max_position_embeddings": 2**16,
+    "n_layers": 2**9,
+    "n_heads": 2**12,
+    "dim": 2**16,
+    "hidden_dim": 2**18,
+    "num_labels": 2**16,
+}
 _PROBABILITY_FIELDS = ("dropout", "attention_dropout", "qa_dropout", "seq_classif_dropout")
 
 
@@ -92,6 +108,7 @@ class DistilBertConfig:
     # ------------------------------------------------------------------ validation
     def __post_init__(self):
         object.__setattr__(self, "_ready", False)
+        check_sizes({name: getattr(self, name) for name in SIZE_LIMITS}, self.id2label, self.label2id)
         self._normalise_labels()
         self.validate()
         object.__setattr__(self, "_ready", True)
@@ -100,7 +117,8 @@ class DistilBertConfig:
         # Like the reference's num_labels setter: a new label count regenerates the labels.
         if name == "num_labels" and getattr(self, "_ready", False):
             if value is None or not _is_int(value) or value < 1:
-                raise ConfigError(f"num_labels must be a positive integer, got {value!r}")
+                raise ConfigError(f"num_labels must be a positive integer, got {shown(value)}")
+            check_sizes({"num_labels": value})
             if value != len(self.id2label):
                 object.__setattr__(self, "id2label", _default_labels(value))
                 object.__setattr__(self, "label2id", {v: k for k, v in self.id2label.items()})
@@ -109,7 +127,7 @@ class DistilBertConfig:
     def _normalise_labels(self):
         id2label, label2id, num_labels = self.id2label, self.label2id, self.num_labels
         if num_labels is not None and (not _is_int(num_labels) or num_labels < 1):
-            raise ConfigError(f"num_labels must be a positive integer, got {num_labels!r}")
+            raise ConfigError(f"num_labels must be a positive integer, got {shown(num_labels)}")
         if id2label is not None:
             if not isinstance(id2label, dict):
                 raise ConfigError(f"id2label must be a mapping of label id to name, got {type(id2label).__name__}")
@@ -118,10 +136,10 @@ class DistilBertConfig:
                 try:
                     index = int(key)  # JSON keys are strings: "0" -> 0, as in the reference
                 except (TypeError, ValueError):
-                    raise ConfigError(f"id2label key {key!r} is not an integer label id") from None
+                    raise ConfigError(f"id2label key {shown(key)} is not an integer label id") from None
                 converted[index] = name
             if sorted(converted) != list(range(len(converted))):
-                raise ConfigError(f"id2label keys must be 0..{len(converted) - 1}, got {sorted(converted)}")
+                raise ConfigError(f"id2label keys must be 0..{len(converted) - 1}, got {shown(sorted(converted))}")
             id2label = dict(sorted(converted.items()))
         elif label2id is not None:
             if not isinstance(label2id, dict):
@@ -129,15 +147,15 @@ class DistilBertConfig:
             try:
                 id2label = {int(i): name for name, i in label2id.items()}
             except (TypeError, ValueError):
-                raise ConfigError(f"label2id values must be integer label ids, got {label2id!r}") from None
+                raise ConfigError(f"label2id values must be integer label ids, got {shown(label2id)}") from None
             if sorted(id2label) != list(range(len(label2id))):
-                raise ConfigError(f"label2id ids must be 0..{len(label2id) - 1}, got {sorted(label2id.values())}")
+                raise ConfigError(f"label2id ids must be 0..{len(label2id) - 1}, got {shown(sorted(label2id.values(), key=str))}")
             id2label = dict(sorted(id2label.items()))
         else:
             id2label = _default_labels(2 if num_labels is None else num_labels)
         if num_labels is not None and num_labels != len(id2label):
             raise ConfigError(
-                f"num_labels {num_labels} does not match id2label, which has {len(id2label)} labels: {id2label}"
+                f"num_labels {num_labels} does not match id2label, which has {len(id2label)} labels: {shown(id2label)}"
             )
         if label2id is None:
             label2id = {name: i for i, name in id2label.items()}
@@ -147,7 +165,7 @@ class DistilBertConfig:
             try:
                 label2id = {str(name): int(i) for name, i in label2id.items()}
             except (TypeError, ValueError):
-                raise ConfigError(f"label2id values must be integer label ids, got {label2id!r}") from None
+                raise ConfigError(f"label2id values must be integer label ids, got {shown(label2id)}") from None
         object.__setattr__(self, "id2label", id2label)
         object.__setattr__(self, "label2id", label2id)
         object.__setattr__(self, "num_labels", len(id2label))
@@ -157,7 +175,7 @@ class DistilBertConfig:
         for name in _POSITIVE_INT_FIELDS:
             value = getattr(self, name)
             if not _is_int(value):
-                raise ConfigError(f"{name} must be an integer, got {value!r}")
+                raise ConfigError(f"{name} must be an integer, got {shown(value)}")
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
         if self.dim % self.n_heads != 0:
@@ -168,26 +186,26 @@ class DistilBertConfig:
         for name in _PROBABILITY_FIELDS:
             value = getattr(self, name)
             if not _is_real(value) or not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
+                raise ConfigError(f"{name} must be a probability in [0, 1], got {shown(value)}")
         if not _is_real(self.initializer_range) or not self.initializer_range >= 0:
-            raise ConfigError(f"initializer_range must be a non-negative number, got {self.initializer_range!r}")
+            raise ConfigError(f"initializer_range must be a non-negative number, got {shown(self.initializer_range)}")
         if not isinstance(self.sinusoidal_pos_embds, bool):
-            raise ConfigError(f"sinusoidal_pos_embds must be true or false, got {self.sinusoidal_pos_embds!r}")
+            raise ConfigError(f"sinusoidal_pos_embds must be true or false, got {shown(self.sinusoidal_pos_embds)}")
         if not isinstance(self.tie_word_embeddings, bool):
-            raise ConfigError(f"tie_word_embeddings must be true or false, got {self.tie_word_embeddings!r}")
+            raise ConfigError(f"tie_word_embeddings must be true or false, got {shown(self.tie_word_embeddings)}")
         if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"activation {self.activation!r} is not supported: expected one of {', '.join(ACTIVATIONS)}")
+            raise ConfigError(f"activation {shown(self.activation)} is not supported: expected one of {', '.join(ACTIVATIONS)}")
         for name in ("pad_token_id", "bos_token_id"):
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or not 0 <= value < self.vocab_size):
-                raise ConfigError(f"{name} must be a token id in [0, vocab_size={self.vocab_size}), got {value!r}")
+                raise ConfigError(f"{name} must be a token id in [0, vocab_size={self.vocab_size}), got {shown(value)}")
         eos = self.eos_token_id
         eos_list = eos if isinstance(eos, list) else [] if eos is None else [eos]
         if any(not _is_int(v) or not 0 <= v < self.vocab_size for v in eos_list):
-            raise ConfigError(f"eos_token_id must be token ids in [0, vocab_size={self.vocab_size}), got {eos!r}")
+            raise ConfigError(f"eos_token_id must be token ids in [0, vocab_size={self.vocab_size}), got {shown(eos)}")
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
             raise ConfigError(
-                f"problem_type {self.problem_type!r} is not supported: expected one of {', '.join(PROBLEM_TYPES)} or null"
+                f"problem_type {shown(self.problem_type)} is not supported: expected one of {', '.join(PROBLEM_TYPES)} or null"
             )
         if self.problem_type == "single_label_classification" and self.num_labels == 1:
             raise ConfigError(
@@ -197,7 +215,7 @@ class DistilBertConfig:
         if self.architectures is not None and (
             not isinstance(self.architectures, list) or not all(isinstance(a, str) for a in self.architectures)
         ):
-            raise ConfigError(f"architectures must be a list of class names, got {self.architectures!r}")
+            raise ConfigError(f"architectures must be a list of class names, got {shown(self.architectures)}")
         if not isinstance(self.extra, dict):
             raise ConfigError(f"extra must be a dict, got {type(self.extra).__name__}")
 
@@ -238,12 +256,12 @@ class DistilBertConfig:
         model_type = data.pop("model_type", MODEL_TYPE)
         if model_type != MODEL_TYPE:
             hint = " (a BERT checkpoint: load it with minidistil.checkpoints.load_checkpoint or convert it)" if model_type == "bert" else ""
-            raise ConfigError(f"model_type {model_type!r} is not {MODEL_TYPE!r}{hint}")
+            raise ConfigError(f"model_type {shown(model_type)} is not {MODEL_TYPE!r}{hint}")
         for alias, name in ATTRIBUTE_MAP.items():
             if alias in data:
                 value = data.pop(alias)
                 if name in data and data[name] != value:
-                    raise ConfigError(f"{alias} {value!r} (alias of {name}) disagrees with {name} {data[name]!r}")
+                    raise ConfigError(f"{alias} {shown(value)} (alias of {name}) disagrees with {name} {shown(data[name])}")
                 data[name] = value
         # Older transformers wrote the label count as "_num_labels".
         if "num_labels" not in data and "_num_labels" in data:
@@ -278,14 +296,7 @@ class DistilBertConfig:
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> "DistilBertConfig":
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
+        data = read_json_object(path, ConfigError, missing=f"{path}: cannot read config: no such file")
         try:
             return cls.from_dict(data)
         except ConfigError as exc:
@@ -322,6 +333,25 @@ class DistilBertConfig:
         file = directory / CONFIG_NAME
         self.to_json_file(file)
         return file
+
+
+def check_sizes(sizes, id2label=None, label2id=None, limits=SIZE_LIMITS, why=None):
+    """Refuse any size above its limit, naming the field, before anything of that size is built.
+
+    sizes: {field: value}, checked against limits[field] (values that are not integers are left to
+    `validate`); the lengths of id2label and label2id are checked against limits["num_labels"].
+    why: what the limits are, for the message.
+    """
+    claims = [(f"{name} {value}", value, limits.get(name)) for name, value in sizes.items() if _is_int(value)]
+    for name, labels in (("id2label", id2label), ("label2id", label2id)):
+        if isinstance(labels, dict):
+            claims.append((f"{name} with {len(labels)} labels", len(labels), limits.get("num_labels")))
+    for claim, value, limit in claims:
+        if limit is not None and value > limit:
+            raise ConfigError(
+                f"{claim} is more than {limit}, "
+                + (why or "the most minidistil accepts (far above any real model: a corrupt or hostile config?)")
+            )
 
 
 def _is_int(value) -> bool:

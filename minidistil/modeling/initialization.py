@@ -18,6 +18,9 @@ import numpy as np
 
 from ..checkpoints import schema
 
+# The config.json key that marks a head as random weights nobody trained (`minidistil init` writes it,
+# with the head's schema.HEADS name as value); from_pretrained warns when it loads such a head.
+UNTRAINED_HEAD_KEY = "minidistil_untrained_head"
 
 
 def sinusoidal_position_embeddings(n_pos, dim):

@@ -97,6 +97,16 @@ def check_inputs(config, input_ids=None, attention_mask=None, head_mask=None, in
     return input_ids, attention_mask, head_mask, inputs_embeds
 
 
+def check_token_types(token_type_ids, input_ids=None, inputs_embeds=None):
+    """token_type_ids are accepted and ignored (DistilBERT has no segment embeddings), so that a BERT
+    tokenizer's output goes straight in; they must still have the input's shape (else a caller's bug)."""
+    if token_type_ids is None:
+        return
+    shape = np.shape(as_rectangular_array(token_type_ids, "token_type_ids"))
+    expected = np.shape(input_ids) if input_ids is not None else np.shape(inputs_embeds)[:-1]
+    if shape != expected:
+        raise ValueError(f"token_type_ids has shape {shape}, but the input has shape {expected}")
+
 
 def flatten_choices(input_ids, attention_mask, inputs_embeds):
     """Multiple-choice inputs (B, C, S) [or embeds (B, C, S, D)] as (B·C, S) rows, and (B, C)."""

@@ -50,6 +50,7 @@ __all__ = [
     "PipelineInputError",
     "TASKS",
     "TASK_ALIASES",
+    "local_models_for",
     "pipeline",
     "FillMaskPipeline",
     "TextClassificationPipeline",
@@ -84,8 +85,27 @@ def load_model_dir(task, model=None, revision=None):
     return resolve_model_dir(model, revision=revision)
 
 
+def local_models_for(task):
+    """[(name, directory)] of the models here without the network (sources.local_models) whose
+    config.json names the class `task` runs among its architectures, i.e. that have its head."""
+    from ..errors import MinidistilError
+    from ..jsonfiles import read_json_object
+    from ..sources import local_models
+
+    wanted = TASKS[normalize_task(task)].model_class
+    found = []
+    for name, directory in local_models():
+        try:
+            architectures = read_json_object(Path(directory) / "config.json", MinidistilError).get("architectures")
+        except MinidistilError:
+            continue  # a broken config.json in the cache is no candidate (loading it says what is wrong)
+        if isinstance(architectures, list) and wanted in architectures:
+            found.append((name, directory))
+    return found
+
+
 def pipeline(task, model=None, tokenizer=None, *, backend=None, threads=None, revision=None, batch_size=None,
-             quantize=None, **kwargs):
+             fresh_head=False, quantize=None, **kwargs):
     """A callable pipeline for `task` (see TASKS and TASK_ALIASES).
 
     model: a directory, a hub name, None (the task's default) or a loaded minidistil model.
@@ -93,6 +113,8 @@ def pipeline(task, model=None, tokenizer=None, *, backend=None, threads=None, re
     backend / threads: the kernel backend ("numpy", "numba", "cupy", "auto") and its thread count.
     quantize: None or "int8" (from_pretrained's: int8 weights, activations quantized per row).
     batch_size: items per forward pass (1; sentence-embedding 32).
+    fresh_head: passed to from_pretrained: a head the checkpoint lacks starts from random weights
+    (untrained: its predictions mean nothing); only with a model to load, not a model object.
     Other keywords are the task's default options (top_k, aggregation_strategy, ...).
     """
     from ..modeling import classes
@@ -105,12 +127,15 @@ def pipeline(task, model=None, tokenizer=None, *, backend=None, threads=None, re
     directory = None
     if model is None or isinstance(model, (str, os.PathLike)):
         directory = Path(load_model_dir(task, model, revision))
-        model = model_class.from_pretrained(directory, backend=backend, threads=threads, quantize=quantize)
+        model = model_class.from_pretrained(directory, backend=backend, threads=threads, fresh_head=fresh_head,
+                                            quantize=quantize)
+    elif not isinstance(model, model_class):
+        raise PipelineInputError(f"{task} needs a {model_class.__name__}, got {type(model).__name__}")
+    elif fresh_head:
+        raise PipelineInputError("fresh_head=True applies when the pipeline loads the model, not to a model object")
     elif quantize is not None:
         raise PipelineInputError("quantize= applies when the pipeline loads the model; pass a model loaded "
                                  "with from_pretrained(..., quantize=...) instead")
-    if not isinstance(model, model_class):
-        raise PipelineInputError(f"{task} needs a {model_class.__name__}, got {type(model).__name__}")
     if tokenizer is None:
         if directory is None:
             raise PipelineInputError("pass tokenizer= with a model object")

@@ -60,11 +60,13 @@ class Pipeline:
     def _options(self, kwargs):
         return {**self.defaults, **kwargs}
 
-    def check_length(self, n_tokens, what="input"):
+    def check_length(self, n_tokens, what="input", remedy="truncation=True"):
+        """remedy: the pipeline option that cuts long inputs (the CLI's --truncation sets it)."""
         limit = self.config.max_position_embeddings
         if n_tokens > limit:
             raise PipelineInputError(
-                f"{what} is {n_tokens} tokens long, more than the model's {limit} positions; pass truncation=True"
+                f"{what} is {n_tokens} tokens long, more than the model's {limit} positions; "
+                f"pass {remedy} (on the command line: --truncation) to cut it to {limit}"
             )
 
     def forward(self, features, batch_size=None, keep_padding=False):

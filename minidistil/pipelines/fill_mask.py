@@ -72,7 +72,7 @@ class FillMaskPipeline(Pipeline):
             ids = list(encoding["input_ids"])
             if mask_id not in ids:
                 raise PipelineInputError(f"no {self.tokenizer.mask_token} token in the input: {text!r}")
-            self.check_length(len(ids))
+            self.check_length(len(ids), remedy='tokenizer_kwargs={"truncation": True}')
             features.append({"input_ids": ids})
         outputs = self.forward(features, batch_size)
         results = [

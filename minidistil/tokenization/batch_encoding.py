@@ -30,6 +30,9 @@ ROW_FIELDS = {
 }
 
 
+NUMPY_TENSOR_TYPES = ("np", "tf", "jax")  # return_tensors values answered with NumPy arrays
+
+
 class BatchEncoding(UserDict):
     """The model inputs (a dict of lists or arrays) plus the `Encoding` of each row."""
 
@@ -146,8 +149,13 @@ class BatchEncoding(UserDict):
     def convert_to_tensors(self, tensor_type="np"):
         if tensor_type is None:
             return self
-        if str(getattr(tensor_type, "value", tensor_type)) != "np":
-            raise TokenizerError(f"return_tensors={tensor_type!r} is not supported: use 'np' (NumPy) or None (lists)")
+        # "tf" and "jax" give NumPy too: the TFDistilBert* / FlaxDistilBert* names here are NumPy models, so the
+        # model cards' `tokenizer(text, return_tensors="tf")` then `model(encoded)` runs as written.
+        if str(getattr(tensor_type, "value", tensor_type)) not in NUMPY_TENSOR_TYPES:
+            raise TokenizerError(
+                f"return_tensors={tensor_type!r} is not supported: use 'np' (NumPy; 'tf' and 'jax' give NumPy "
+                "too) or None (lists)"
+            )
         for key, value in self.data.items():
             if isinstance(value, np.ndarray):
                 continue

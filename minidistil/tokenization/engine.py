@@ -57,7 +57,7 @@ class Engine:
         ids, offsets, words = [], [], []
         ids_append, offsets_append, words_append = ids.append, offsets.append, words.append
         widx = 0
-        lookup = self.model.lookup
+        cached, lookup = self.model.cached_lookup()
         normalize = self.normalizer.normalize
         iter_words = self.normalizer.iter_words
         pieces = ((0, text, None),) if split_special_tokens else self.split_special(text)
@@ -72,7 +72,9 @@ class Engine:
             if align is None and shift == 0:
                 # The common case: offsets in the normalised text are offsets in the original.
                 for m in iter_words(norm):
-                    p = lookup(m.group())
+                    p = cached(m.group())
+                    if p is None:
+                        p = lookup(m.group())
                     if type(p) is int:
                         ids_append(p)
                         offsets_append(m.span())

@@ -20,16 +20,11 @@ import json
 import os
 from pathlib import Path
 
-from ..errors import TokenizerError
+from ..errors import TokenizerError, shown
+from ..jsonfiles import read_json_object
 
 SPECIAL_TOKEN_ATTRIBUTES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
-# What tokenizer_config.json and special_tokens_map.json may set; other keys are ignored.
-_CONFIG_KEYS = (
-    "do_lower_case", "strip_accents", "tokenize_chinese_chars", "never_split", "model_max_length",
-    "padding_side", "truncation_side", "clean_up_tokenization_spaces", "additional_special_tokens",
-    *SPECIAL_TOKEN_ATTRIBUTES,
-)
 
 
 def special_token_text(value):
@@ -40,12 +35,25 @@ def special_token_text(value):
     """
     if value is None or isinstance(value, str):
         return value
-    if isinstance(value, dict) and "content" in value:
-        return value["content"]
-    content = getattr(value, "content", None)
+    content = value.get("content") if isinstance(value, dict) else getattr(value, "content", None)
     if isinstance(content, str):
         return content
-    raise TypeError(f"a special token must be a string, got {type(value).__name__}")
+    raise TokenizerError(f"a special token must be a string or have a string 'content', got {shown(value)}")
+
+
+def special_token_list(value, name=None):
+    """The texts of a list of special tokens (None: none); name: the argument, for the message. A
+    string is refused rather than read as a list of its characters, each of which would become a
+    special token.
+
+        >>> special_token_list(["<a>", {"content": "<b>"}])
+        ['<a>', '<b>']
+    """
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise TokenizerError(f"{name + ' ' if name else ''}must be a list of special tokens, got {shown(value)}")
+    return [special_token_text(t) for t in value]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -102,18 +110,26 @@ def write_vocab(path, vocab):
 
 def read_pretrained(directory):
     """Constructor arguments from a directory with vocab.txt (or tokenizer.json), tokenizer_config.json
-    and special_tokens_map.json (both optional; the config wins where they overlap)."""
+    and special_tokens_map.json (both optional; the config wins where they overlap).
+
+    Every value taken from these files is checked here, so that a bad one is a TokenizerError
+    naming the file and the field rather than a TypeError from deep inside the tokenizer.
+    """
     path = Path(directory)
-    config = {}
+    config, origin = {}, {}
     for name in ("special_tokens_map.json", "tokenizer_config.json"):
         f = path / name
         if f.exists():
-            config.update(_read_json(f))
-    init = {key: config[key] for key in _CONFIG_KEYS if key in config}
-    if "model_max_length" in init and init["model_max_length"] is not None:
-        init["model_max_length"] = int(init["model_max_length"])
-    if isinstance(init.get("additional_special_tokens"), list):
-        init["additional_special_tokens"] = [special_token_text(t) for t in init["additional_special_tokens"]]
+            data = read_json_object(f, TokenizerError)
+            config.update(data)
+            origin.update(dict.fromkeys(data, f))
+    init = {}
+    for key, check in _CONFIG_CHECKS.items():
+        if key in config:
+            try:
+                init[key] = check(config[key])
+            except TokenizerError as exc:
+                raise TokenizerError(f"{origin[key]}: {key}: {exc}") from None
     vocab_file = path / "vocab.txt"
     tok_json = path / "tokenizer.json"
     if vocab_file.exists():
@@ -126,6 +142,55 @@ def read_pretrained(directory):
     # config says so; built from vocab.txt (through its slow twin), it does.
     init.setdefault("clean_up_tokenization_spaces", not tok_json.exists())
     return init
+
+
+def _flag(value):
+    if not isinstance(value, bool):
+        raise TokenizerError(f"must be true or false, got {shown(value)}")
+    return value
+
+
+def _optional_flag(value):
+    return None if value is None else _flag(value)
+
+
+def _side(value):
+    if value not in ("right", "left"):
+        raise TokenizerError(f"must be 'right' or 'left', got {shown(value)}")
+    return value
+
+
+def _max_length(value):
+    """A non-negative integer (some tools write 1e30, "no limit", as a float), or null."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    if not _is_int(value) or value < 0:
+        raise TokenizerError(f"must be a non-negative integer, got {shown(value)}")
+    return value
+
+
+def _string_list(value):
+    if value is not None and not (isinstance(value, list) and all(isinstance(t, str) for t in value)):
+        raise TokenizerError(f"must be a list of strings, got {shown(value)}")
+    return value
+
+
+# What tokenizer_config.json and special_tokens_map.json may set, and how each value is checked
+# (and normalised); other keys are ignored.
+_CONFIG_CHECKS = {
+    "do_lower_case": _flag,
+    "strip_accents": _optional_flag,
+    "tokenize_chinese_chars": _flag,
+    "never_split": _string_list,
+    "model_max_length": _max_length,
+    "padding_side": _side,
+    "truncation_side": _side,
+    "clean_up_tokenization_spaces": _flag,
+    "additional_special_tokens": special_token_list,
+    **dict.fromkeys(SPECIAL_TOKEN_ATTRIBUTES, special_token_text),
+}
 
 
 def write_pretrained(directory, vocab, config, special_ids, max_input_chars_per_word):
@@ -192,30 +257,53 @@ def tokenizer_json(config, vocab, special_ids, max_input_chars_per_word):
 
 def _from_tokenizer_json(path):
     """Constructor arguments from a tokenizer.json of a BERT WordPiece tokenizer: its vocab (with the
-    added tokens), unk_token and max_input_chars_per_word."""
-    data = _read_json(path)
-    model = data.get("model") or {}
-    if model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
+    added tokens), unk_token and max_input_chars_per_word.
+
+    The ids, of the vocab and of the added tokens, must number the tokens 0..n-1 with no id twice,
+    as in a tokenizer the reference saved: an id outside the vocabulary would index past the
+    model's embeddings, and one id for two tokens makes decoding ambiguous."""
+    data = read_json_object(path, TokenizerError)
+    model = data.get("model")
+    if not isinstance(model, dict) or model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
         raise TokenizerError(f"{path}: model is not a WordPiece model with a vocab")
     if model.get("continuing_subword_prefix", "##") != "##":
         raise TokenizerError(f"{path}: only the '##' continuing-subword prefix is supported")
-    vocab = {str(t): int(i) for t, i in model["vocab"].items()}
-    for added in data.get("added_tokens") or []:
-        vocab.setdefault(added["content"], int(added["id"]))
+    vocab = dict(model["vocab"])
+    added = data.get("added_tokens") or []
+    if not isinstance(added, list):
+        raise TokenizerError(f"{path}: added_tokens must be a list, got {shown(added)}")
+    for i, token in enumerate(added):
+        if not (isinstance(token, dict) and isinstance(token.get("content"), str) and "id" in token):
+            raise TokenizerError(
+                f"{path}: added_tokens[{i}] must be an object with a string 'content' and an 'id', got {shown(token)}"
+            )
+        vocab.setdefault(token["content"], token["id"])
+    _check_ids(vocab, path)
+    unk = model.get("unk_token", "[UNK]")
+    if not isinstance(unk, str):
+        raise TokenizerError(f"{path}: model.unk_token must be a string, got {shown(unk)}")
+    max_chars = model.get("max_input_chars_per_word", 100)
+    if not _is_int(max_chars) or max_chars < 1:
+        raise TokenizerError(f"{path}: model.max_input_chars_per_word must be a positive integer, got {shown(max_chars)}")
     # The normaliser settings come from tokenizer_config.json (or the defaults), not from here: the
     # reference overrides tokenizer.json's BertNormalizer with them.
-    return {"vocab": vocab, "unk_token": model.get("unk_token", "[UNK]"),
-            "max_input_chars_per_word": model.get("max_input_chars_per_word", 100)}
+    return {"vocab": vocab, "unk_token": unk, "max_input_chars_per_word": max_chars}
 
 
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise TokenizerError(f"{path}, line {e.lineno}: invalid JSON ({e.msg})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise TokenizerError(f"cannot read {path}: {e}") from None
+def _check_ids(vocab, path):
+    """token -> id must number the n tokens 0..n-1, each id once."""
+    n = len(vocab)
+    owner = {}
+    for token, i in vocab.items():
+        if not _is_int(i) or not 0 <= i < n:
+            raise TokenizerError(f"{path}: token {shown(token)} has id {shown(i)}, outside the vocabulary [0, {n})")
+        if i in owner:
+            raise TokenizerError(f"{path}: tokens {shown(owner[i])} and {shown(token)} both have id {i}")
+        owner[i] = token
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _write_json(path, obj):

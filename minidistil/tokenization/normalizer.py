@@ -13,7 +13,7 @@ The reference runs, on each piece of text between special tokens:
 5. split on whitespace (dropped) and on punctuation (kept as one-character words).
 
 The character classes come from `data/bert_unicode.json`, derived from the reference itself by
-`tools/derive_unicode_table.py` (its Unicode tables are not Python's `unicodedata`: e.g. it keeps
+`tools/goldens/derive_unicode_table.py` (its Unicode tables are not Python's `unicodedata`: e.g. it keeps
 unassigned code points and some newer format characters, does not strip ~380 newer marks, does not
 split on ~100 newer punctuation characters, and treats U+2028/U+2029 as whitespace).
 
@@ -59,7 +59,7 @@ class _RangeSet:
 
 
 class UnicodeTables:
-    """The reference's character classes (see tools/derive_unicode_table.py for what each one is)."""
+    """The reference's character classes (see tools/goldens/derive_unicode_table.py for what each one is)."""
 
     def __init__(self, data):
         # Lone surrogates cannot reach the reference (Rust strings are UTF-8); they are "other"

@@ -38,7 +38,7 @@ from .batch_encoding import BatchEncoding
 from .decoder import clean_up_tokenization, join_wordpieces
 from .encoding import pad_batch
 from .engine import Engine, n_special_tokens
-from .files import SPECIAL_TOKEN_ATTRIBUTES, load_vocab, read_pretrained, special_token_text, write_pretrained
+from .files import SPECIAL_TOKEN_ATTRIBUTES, load_vocab, read_pretrained, special_token_list, special_token_text, write_pretrained
 from .normalizer import BertNormalizer
 from .wordpiece import WordPiece
 
@@ -102,7 +102,7 @@ class DistilBertTokenizer:
         self.pad_token = special_token_text(pad_token)
         self.cls_token = special_token_text(cls_token)
         self.mask_token = special_token_text(mask_token)
-        self.additional_special_tokens = [special_token_text(t) for t in (additional_special_tokens or [])]
+        self.additional_special_tokens = special_token_list(additional_special_tokens, "additional_special_tokens")
 
         self._ids_to_tokens = {i: t for t, i in self.vocab.items()}
         # Special tokens missing from the vocabulary get the next ids, as the reference adds them.

@@ -10,10 +10,10 @@ overflow windows (overflow_to_sample_mapping). Where the reference raises (a tru
 be done, or a Rust panic on a stride that leaves no room), ours must raise too.
 
 Usage (dev environment with transformers installed; runs on one core):
-    python tools/compare_tokenizer.py                       # everything (about an hour here)
-    python tools/compare_tokenizer.py --modes single pair --casing uncased --limit 5000
-    python tools/compare_tokenizer.py --start 0 --stop 35000 --json out.json   # a chunk
-    python tools/compare_tokenizer.py --merge out1.json out2.json              # add up chunks
+    python tools/checks/compare_tokenizer.py                       # everything (about an hour here)
+    python tools/checks/compare_tokenizer.py --modes single pair --casing uncased --limit 5000
+    python tools/checks/compare_tokenizer.py --start 0 --stop 35000 --json out.json   # a chunk
+    python tools/checks/compare_tokenizer.py --merge out1.json out2.json              # add up chunks
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one thread for the r
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 os.environ["RUST_BACKTRACE"] = "0"  # the reference panics on some strides; keep it short
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 CORPUS = ROOT.parent / "shared" / "data" / "tokenizer_corpus.jsonl"
 VOCAB = ROOT / "tests" / "data" / "bert-base-uncased-vocab.txt"

@@ -9,7 +9,7 @@ fast tokenizer's output, special tokens included. Each tokenizer is timed on `--
 the first pass of ours includes filling its word cache, so both the first and the best pass are shown,
 as tokens per second of CPU time (robust on a busy machine) and of wall time.
 
-Usage (dev environment):  python tools/bench_tokenizer.py [--repeat 3] [--batch 64] [--offsets]
+Usage (dev environment):  python tools/bench/bench_tokenizer.py [--repeat 3] [--batch 64] [--offsets]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 SQUAD = ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json"
 VOCAB = ROOT / "tests" / "data" / "bert-base-uncased-vocab.txt"

@@ -3,7 +3,7 @@
 
 The sample draws from ../shared/data/tokenizer_corpus.jsonl (UDHR lines in every language variant,
 naughty strings, emoji, Unicode normalisation sequences) plus a few hand-picked edge cases, and runs
-each through one of the comparison modes of tools/compare_tokenizer.py (single texts and pairs,
+each through one of the comparison modes of tools/checks/compare_tokenizer.py (single texts and pairs,
 uncased and cased, every truncation strategy with and without stride, padding), encoded by the
 reference (transformers' DistilBertTokenizerFast). Texts are cut to MAX_CHARS (200) characters to
 keep the files small. INTERFACE_CALLS, the calls that tests/test_tokenizer.py replays (special tokens,
@@ -12,7 +12,7 @@ offsets, overflow windows, padding, decoding, ...), are made on the same referen
 Writes tests/golden/tokenizer/encodings.jsonl.gz (one case per line), decode.jsonl.gz, calls.json
 and meta.json.
 
-Usage (reference environment):  .venv-ref/bin/python tools/make_tokenizer_golden.py [--per-language 2] [--seed 0]
+Usage (reference environment):  .venv-ref/bin/python tools/goldens/make_tokenizer_golden.py [--per-language 2] [--seed 0]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "checks"))
 import compare_tokenizer as ct  # noqa: E402  (same modes, same field extraction)
 
 ROOT = ct.ROOT
@@ -225,7 +225,7 @@ def main(argv=None):
         calls.append({**call, "expected": interface_result(reference, call)})
     (OUT / "calls.json").write_text(json.dumps({"calls": calls}, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     meta = {
-        "command": " ".join(["python tools/make_tokenizer_golden.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python tools/goldens/make_tokenizer_golden.py", *(argv if argv is not None else sys.argv[1:])]),
         "reference": "transformers DistilBertTokenizerFast(vocab_file=tests/data/bert-base-uncased-vocab.txt, do_lower_case=...)",
         "transformers": transformers.__version__,
         "tokenizers": tokenizers.__version__,

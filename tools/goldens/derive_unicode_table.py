@@ -24,8 +24,8 @@ Python's `unicodedata` (the README quotes that summary), and with --check verifi
 `minidistil.tokenization.normalizer` against the reference on every code point.
 
 Usage (dev environment with transformers/tokenizers installed):
-    python tools/derive_unicode_table.py            # derive, write, check
-    python tools/derive_unicode_table.py --check    # only check the committed table
+    python tools/goldens/derive_unicode_table.py            # derive, write, check
+    python tools/goldens/derive_unicode_table.py --check    # only check the committed table
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "minidistil" / "data" / "bert_unicode.json"
 
 HANGUL_FIRST, HANGUL_LAST = 0xAC00, 0xD7A3
@@ -126,7 +126,7 @@ def derive():
     return {
         "meta": {
             "what": "character classes of the reference fast tokenizer (BertNormalizer, BertPreTokenizer)",
-            "written_by": "python tools/derive_unicode_table.py",
+            "written_by": "python tools/goldens/derive_unicode_table.py",
             "tokenizers": tokenizers.__version__,
             "transformers": _transformers_version(),
             "python": sys.version.split()[0],
