@@ -125,6 +125,7 @@ def fleet(tiny_dirs, minilm_dir):
         "minilm": ["--model", str(minilm_dir), "--backend", "numba", "--threads", "1"],
         # the bare encoder as a sentence embedder (mean pooling), with few places: for overload and SIGTERM
         "busy": [*tiny["base"], "--task", "sentence-embedding", "--max-concurrent-requests", str(BUSY_LIMIT)],
+        "int8": [*tiny["base"], "--task", "sentence-embedding", "--quantize", "int8"],
         **tiny,
     }
     specs["base"] += ["--api-key", API_KEY]

@@ -244,3 +244,17 @@ def test_on_ray_a_killed_job_rerun_ends_with_every_row_once(capsys, ray_address,
     assert code == 0, err
     assert {name: snapshot(out)[name] for name in finished} == finished, "finished parts are not rewritten"
     assert_every_row_once(out, text_file, texts, reference)
+
+
+def test_quantize_int8_writes_the_int8_pipelines_rows_and_is_part_of_the_jobs_identity(capsys, base_model, tmp_path):
+    texts = corpus(24)
+    source = tmp_path / "in.txt"
+    source.write_text("".join(t + "\n" for t in texts))
+    out = tmp_path / "out"
+    code, _, err = embed(capsys, "--model", base_model, "--input", source, "--output", out, "--quantize", "int8")
+    assert code == 0, err
+    _, _, vectors = read_dataset(out)
+    assert np.abs(vectors - pipeline("sentence-embedding", model=base_model, quantize="int8")(texts)).max() <= ATOL
+    assert np.abs(vectors - pipeline("sentence-embedding", model=base_model)(texts)).max() > 1e-6
+    code, _, err = embed(capsys, "--model", base_model, "--input", source, "--output", out)
+    assert code == 1 and "holds the output of another job (quantize: 'int8' there, None now)" in err

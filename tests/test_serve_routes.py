@@ -39,6 +39,9 @@ def local(minilm_dir, tiny_dirs):
                                     threads=1)
     for name, task in TASKS.items():
         pipes[name] = pipeline(task, model=str(tiny_dirs[name]), backend="numpy", threads=1)
+    for quantize in (None, "int8"):
+        pipes[f"base-embedder-{quantize}"] = pipeline("sentence-embedding", model=str(tiny_dirs["base"]),
+                                                      backend="numpy", threads=1, quantize=quantize)
     return pipes
 
 
@@ -86,6 +89,15 @@ def test_embed_equals_the_pipeline(fleet, local):
     raw = post(server, "/embed", {"inputs": TEXTS[:2], "normalize": False}).json()
     assert_same(raw, [pipe(t, normalize=False) for t in TEXTS[:2]])
     assert abs(np.linalg.norm(raw[0]) - 1) > 1e-3  # really not normalised
+
+
+def test_quantize_int8_serves_the_int8_pipeline(fleet, local):
+    server = fleet["int8"]
+    assert httpx.get(server.url + "/info").json()["model_dtype"] == "int8"
+    got = post(server, "/embed", {"inputs": TEXTS, "normalize": False}).json()  # as the pipeline: no Normalize module
+    assert_same(got, [local["base-embedder-int8"](t) for t in TEXTS])
+    float32 = np.array([local["base-embedder-None"](t) for t in TEXTS])
+    assert np.abs(np.subtract(got, float32)).max() > 1e-6  # really quantized, not float32 under another name
 
 
 def test_embed_truncation(fleet, local):

@@ -73,12 +73,12 @@ def _job(args):
     job = EmbedJob(input=str(path), format=fmt, text_column=args.text_column or DEFAULT_TEXT_COLUMN,
                    output=str(Path(args.output).resolve()),
                    model=str(load_model_dir("sentence-embedding", args.model, args.revision)),
-                   batch_size=args.batch_size, backend=args.backend,
+                   batch_size=args.batch_size, backend=args.backend, quantize=args.quantize,
                    threads=None if args.ray is not None else args.threads)  # on Ray: the actor's CPUs
     stat = path.stat()
     identity = {"input": job.input, "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
                 "format": job.format, "text_column": job.text_column, "model": job.model,
-                "shard_rows": args.shard_rows or DEFAULT_SHARD_ROWS}
+                "quantize": job.quantize, "shard_rows": args.shard_rows or DEFAULT_SHARD_ROWS}
     return job, identity
 
 

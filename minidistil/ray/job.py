@@ -34,6 +34,7 @@ class EmbedJob:
     batch_size: int = 32
     backend: str | None = None
     threads: int | None = None  # None: the CPUs Ray reserved for the actor, or every core here
+    quantize: str | None = None  # None (float32) or "int8"
 
 
 class ShardEmbedder:
@@ -45,7 +46,7 @@ class ShardEmbedder:
     def __init__(self, job):
         self.job = job
         self.embedder = SentenceEmbedder(job.model, batch_size=job.batch_size, backend=job.backend,
-                                         threads=job.threads)
+                                         threads=job.threads, quantize=job.quantize)
 
     def embed_shard(self, shard):
         ids, texts = read_shard(self.job.input, self.job.format, self.job.text_column, shard)

@@ -108,7 +108,7 @@ class Engine:
         # own tokens, and one model call per request keeps its rows together.
         batch_size = 1 if self.task == "feature-extraction" else settings.max_client_batch_size
         pipe = pipeline(self.task, model=str(directory), backend=settings.backend,
-                        threads=worker_threads(settings.threads), batch_size=batch_size)
+                        threads=worker_threads(settings.threads), batch_size=batch_size, quantize=settings.quantize)
         self.model = pipe.model
         self.tokenizer = pipe.tokenizer
         self.max_input_length = self._max_input_length(pipe)
@@ -184,7 +184,7 @@ class Engine:
         return {
             "model_id": self.model_id,
             "model_sha": s.revision,
-            "model_dtype": "float32",
+            "model_dtype": s.quantize or "float32",
             "model_type": model_type,
             "task": self.task,
             "backend": self.backend,

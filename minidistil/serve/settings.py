@@ -14,6 +14,7 @@ class ServeSettings:
     task: str | None = None  # None: from the model's files (see tasks.py)
     backend: str | None = None  # numpy | numba | cupy | auto
     threads: int | None = None  # CPU threads of the model worker (None: every core but one)
+    quantize: str | None = None  # None (float32) or "int8" (from_pretrained's quantize=)
     host: str = "127.0.0.1"
     port: int = 8080
     max_batch_tokens: int = 16384  # padded tokens (rows x longest) per forward pass
