@@ -214,8 +214,11 @@ def _matmul(x, x_affine, panels, w_scale, w_center, bias, out, tasks, rows_per_b
     int8: x int16 [N, In2] (int8 values, from _quantize_rows), x_affine [N, 2] (scale, center of each
     row), panels int8 [P, In2 / 2, PANEL, 2], w_scale and w_center [P * PANEL] (PackedMatrix); the
     tile dequantizes as it stores.
-    Each task takes a share of the panels; rows in blocks of rows_per_block (whole tiles),
-    then the last rows % TILE_ROWS in EDGE_ROWS-row tiles of a zero-padded copy.
+    Each task takes a share of the panels; rows in blocks of rows_per_block (whole tiles); in the
+    last block each panel also serves the last rows % TILE_ROWS, in EDGE_ROWS-row tiles of a
+    zero-padded copy, right after the whole tiles: a second pass over the panels for them streams
+    the weights from memory twice (a DistilBERT 1 x 8 pass, 2 threads, 3 runs each: 15.2-16.4 ms
+    with the second pass, 13.9-14.9 ms without).
     """
     rows, stride = x.shape
     cols = out.shape[1]
@@ -224,28 +227,28 @@ def _matmul(x, x_affine, panels, w_scale, w_center, bias, out, tasks, rows_per_b
     for j in range(cols):
         padded_bias[j] = bias[j]
     whole_rows = rows - rows % TILE_ROWS
+    blocks = max(1, -(-whole_rows // rows_per_block))  # one (empty) block when there are only edge rows
     for task in prange(tasks):
         edge, edge_affine = _edge_rows(x, x_affine, whole_rows)
         scratch = np.empty((TILE_ROWS, PANEL), np.float32)  # a tile that does not fit in `out`
         first, last = count * task // tasks, count * (task + 1) // tasks
-        for m0 in range(0, whole_rows, rows_per_block):
+        for block in range(blocks):
+            m0, m1 = block * rows_per_block, min((block + 1) * rows_per_block, whole_rows)
             for p in range(first, last):
                 c0 = p * PANEL
                 width = min(PANEL, cols - c0)
-                for i in range(m0, min(m0 + rows_per_block, whole_rows), TILE_ROWS):
-                    direct = width == PANEL
+                direct = width == PANEL
+                for i in range(m0, m1, TILE_ROWS):
                     dst, dst_off, dst_stride = (out, i * cols + c0, cols) if direct else (scratch, 0, PANEL)
                     _tile(False, x, i * stride, stride, x_affine, i, panels, p, w_scale, w_center, padded_bias, c0,
                           dst, dst_off, dst_stride)
                     if not direct:
                         _copy_tile(scratch, out, i, TILE_ROWS, c0, width)
-        for p in range(first, last):
-            c0 = p * PANEL
-            width = min(PANEL, cols - c0)
-            for e in range(0, rows - whole_rows, EDGE_ROWS):
-                _tile(True, edge, e * stride, stride, edge_affine, e, panels, p, w_scale, w_center, padded_bias, c0,
-                      scratch, 0, PANEL)
-                _copy_tile(scratch, out, whole_rows + e, min(EDGE_ROWS, rows - whole_rows - e), c0, width)
+                if block == blocks - 1:  # the edge rows while the panel is still in cache, not in a second pass
+                    for e in range(0, rows - whole_rows, EDGE_ROWS):
+                        _tile(True, edge, e * stride, stride, edge_affine, e, panels, p, w_scale, w_center,
+                              padded_bias, c0, scratch, 0, PANEL)
+                        _copy_tile(scratch, out, whole_rows + e, min(EDGE_ROWS, rows - whole_rows - e), c0, width)
 
 
 @njit(error_model="numpy", cache=True)
