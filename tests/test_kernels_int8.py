@@ -6,6 +6,10 @@ float32(sum) itself, exact while |sum| < 2**24 (here In <= 1024, so |sum| <= 102
 The dequantized float32 outputs are then held to the rounding of the last multiply-add.
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -233,3 +237,45 @@ def test_tiles_compile_to_fma_and_pmaddwd():
     asm = _tile_asm(gemm._I8_TILE, np.ones((rows, 8), np.int16), np.ones((rows, 2), np.float32),
                     np.ones(8 * width, np.int8), np.zeros(width, np.float32), out)
     assert "vpmaddwd" in asm and "vpmulld" not in asm  # the pair product, not a 32-bit multiply per lane
+
+
+OTHER_UNIT = r"""
+import sys
+import numpy as np
+from minidistil.kernels import isa
+
+lanes, registers = map(int, sys.argv[1:3])
+isa.vector_unit = lambda: isa.VectorUnit(lanes=lanes, registers=registers)  # before gemm sizes its tiles
+from minidistil.kernels import gemm, reference as R
+
+assert (gemm.TILE_ROWS, gemm.PANEL) == ((registers - 3) // 2, 2 * lanes), (gemm.TILE_ROWS, gemm.PANEL)
+eps = float(np.finfo(np.float32).eps)
+rng = np.random.default_rng(0)
+for rows in (1, 2, gemm.TILE_ROWS - 1, gemm.TILE_ROWS, gemm.TILE_ROWS + 1, 2 * gemm.TILE_ROWS + 3):
+    for inner, cols in ((7, 5), (64, gemm.PANEL + 1), (33, 2 * gemm.PANEL)):
+        x, w = rng.standard_normal((rows, inner), dtype=np.float32), rng.standard_normal((cols, inner), dtype=np.float32)
+        b = rng.standard_normal(cols, dtype=np.float32)
+        for tasks in (1, 2):
+            out = gemm.matmul(x, gemm.pack_float32(w), b, np.empty((rows, cols), np.float32), tasks)
+            assert np.abs(out - (x @ w.T + b)).max() <= 32 * eps * (np.abs(x) @ np.abs(w).T + np.abs(b)).max()
+            quantized = R.quantize_matrix(w)
+            out = gemm.matmul(x, gemm.pack_int8(*quantized), b, np.empty((rows, cols), np.float32), tasks)
+            assert np.array_equal(gemm.quantize_rows(x, inner + inner % 2, tasks > 1)[0][:, :inner], R.quantize_rows(x)[0])
+            xq, x_scale, x_center = R.quantize_rows(x)  # the same bound as test_numba_int8_linear_equals_the_spec
+            terms = (np.abs(R.int8_products(xq, quantized.values) * (x_scale[:, None] * quantized.scales[None, :]))
+                     + np.abs(x_center[:, None] * quantized.center_weights()[None, :]) + np.abs(b))
+            assert np.all(np.abs(out - R.linear_int8(x, quantized, b)) <= 3 * eps * terms + 1e-37)
+print("ok", gemm.TILE_ROWS, gemm.PANEL)
+"""
+
+
+@pytest.mark.parametrize("lanes, registers", [(16, 32), (8, 16), (4, 16)])
+def test_every_vector_units_tiles_give_the_specs_results(tmp_path, lanes, registers):
+    """The tile shapes of AVX-512 (14 x 32), AVX2 (6 x 16) and SSE (6 x 8), whatever this CPU is: LLVM
+    splits or joins the vectors, so each shape's edge rows, partial panels and thread splits are
+    checked here, not only on a machine of that kind (its own cache directory: the tile size is
+    compiled into the kernels, and Numba's cache does not know it)."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_NUM_THREADS": "2"}
+    run = subprocess.run([sys.executable, "-c", OTHER_UNIT, str(lanes), str(registers)], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0 and run.stdout.startswith("ok"), run.stderr[-3000:]
