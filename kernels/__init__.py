@@ -17,7 +17,7 @@ import warnings
 from .protocol import Ops
 from .reference import ACTIVATIONS  # name -> reference function: every activation name the ops accept
 
-__all__ = ["ACTIVATIONS", "BACKENDS", "Ops", "get_ops", "resolve_threads"]
+__all__ = ["ACTIVATIONS", "BACKENDS", "Ops", "get_ops", "numba_kernels_ready", "resolve_threads"]
 
 BACKEND_ENV = "MINIDISTIL_BACKEND"
 THREADS_ENV = "MINIDISTIL_THREADS"
@@ -98,3 +98,22 @@ def get_ops(backend=None, threads=None) -> Ops:
 
         return CupyOps()
     raise ValueError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)} or 'auto'")
+
+
+def numba_kernels_ready(quantize=None, compile_in_background=False):
+    """Whether the numba backend's kernels for `quantize` (None or "int8") are compiled and cached here.
+
+    True: a numba model loads them (or there is no writable cache, so nothing is gained by waiting);
+    False: its first model would compile them first (~30 s, kernels/warmup.py), and with
+    compile_in_background=True a detached process has started doing that; None: numba is not installed.
+    """
+    if importlib.util.find_spec("numba") is None:
+        return None
+    from . import cpu, warmup
+
+    cache_dir, kinds = cpu._cache_dir(), warmup.kernel_sets(quantize)
+    if cache_dir is None or not warmup.missing(cache_dir, kinds):
+        return True
+    if compile_in_background:
+        warmup.compile_in_background(cache_dir, kinds)
+    return False

@@ -307,6 +307,16 @@ def _attend(key_mask):
     return np.ascontiguousarray(mask).view(np.uint8)
 
 
+def _writable_vector(value):
+    """A read-only 1-D parameter (a bias or layernorm weight of a memory-mapped checkpoint) as a writable copy.
+
+    Numba compiles a kernel again for read-only arrays (another type), and the warm-up, which runs
+    writable ones, would not cover that: the first real model then compiled the matmul and
+    layernorm kernels once more (~6 s). The vectors are small; the matrices are packed anyway.
+    """
+    return value.copy() if value.ndim == 1 and not value.flags.writeable else value
+
+
 def _rows(x):
     """x as a 2-D (rows, last dim) array, a view when possible."""
     return x.reshape(-1, x.shape[-1])
@@ -361,8 +371,8 @@ class NumbaOps(Ops):
         first (warmup.py: one notice on stderr, then never again)."""
         check_quantize(quantize)
         if matrices:
-            warmup.ensure_compiled(self, _cache_dir(), (None,) if quantize is None else (None, quantize))
-        prepared = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in params.items()}
+            warmup.ensure_compiled(self, _cache_dir(), warmup.kernel_sets(quantize))
+        prepared = {name: _writable_vector(np.ascontiguousarray(value, dtype=np.float32)) for name, value in params.items()}
         for name in matrix_names(prepared, matrices):
             if quantize == "int8":
                 prepared[name] = gemm.pack_int8(*quantize_matrix(prepared[name], repr(name)))

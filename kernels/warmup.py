@@ -16,8 +16,11 @@ The ops a forward pass only uses on request (attention probabilities, head masks
 when first asked for.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,6 +36,9 @@ KERNEL_DIR = Path(__file__).resolve().parent
 # jobs (`python tools/bench/bench_startup.py`): what the notice announces.
 ESTIMATE_S = {None: 30, "int8": 10}
 NOTICE = "minidistil: compiling kernels once, ~{seconds} s (numba, cached in {where})\n"
+BACKGROUND_NOTICE = ("minidistil: compiling kernels once, ~{seconds} s, in the background (numba, cached in "
+                     "{where}); until then commands run on the numpy backend\n")
+LOCK_NAME = "minidistil-compile.lock"
 
 
 def _key(quantize):
@@ -47,30 +53,79 @@ def stamp_path(cache_dir, quantize):
     return Path(cache_dir) / f"minidistil-{quantize or 'float32'}-{_key(quantize)}.stamp"
 
 
-def ensure_compiled(ops, cache_dir, kernel_sets=(None,)):
+def kernel_sets(quantize):
+    """The kernel sets a model with `quantize` runs: float32 (None) always, int8 besides when asked for."""
+    return (None,) if quantize is None else (None, quantize)
+
+
+def missing(cache_dir, kernel_sets):
+    """The kernel sets of `kernel_sets` that have no stamp in `cache_dir` yet."""
+    return [kind for kind in kernel_sets if not stamp_path(cache_dir, kind).exists()]
+
+
+@contextlib.contextmanager
+def _compile_lock(cache_dir, wait):
+    """One compiling process per cache directory: yields True when this one holds the lock.
+
+    wait=False yields False at once when another process holds it (a background compile that
+    finds one running leaves it to finish).
+    """
+    with open(Path(cache_dir) / LOCK_NAME, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _writable(cache_dir):
+    try:
+        os.makedirs(cache_dir, exist_ok=True)  # Numba makes it on its first save; the stamp may come first
+    except OSError:
+        return False
+    return os.access(cache_dir, os.W_OK)
+
+
+def ensure_compiled(ops, cache_dir, kernel_sets=(None,), wait=True):
     """Compile (or load) every kernel of the forward pass on `ops` (a NumbaOps), unless the stamps say it was.
 
     cache_dir: where Numba caches these kernels (None: no cache, nothing to do). kernel_sets: None
     (float32) and/or "int8". Returns the sets it compiled. A stamp is written only when the cache
-    directory is writable: without one, every process would compile anyway.
+    directory is writable: without one, every process would compile anyway. A process that finds
+    another compiling waits for it (then finds the stamps), or with wait=False leaves at once.
     """
-    if cache_dir is None:
+    if cache_dir is None or not missing(cache_dir, kernel_sets) or not _writable(cache_dir):
         return []
-    try:
-        os.makedirs(cache_dir, exist_ok=True)  # Numba makes it on its first save; the stamp may come first
-    except OSError:
-        return []
-    if not os.access(cache_dir, os.W_OK):
-        return []
-    missing = [kind for kind in kernel_sets if not stamp_path(cache_dir, kind).exists()]
-    if missing:
-        sys.stderr.write(NOTICE.format(seconds=sum(ESTIMATE_S[kind] for kind in missing), where=cache_dir))
-        sys.stderr.flush()
-    for kind in missing:
-        start = time.perf_counter()
-        exercise(ops, kind)
-        stamp_path(cache_dir, kind).write_text(f"compiled in {time.perf_counter() - start:.1f} s\n")
-    return missing
+    with _compile_lock(cache_dir, wait) as holding:
+        todo = missing(cache_dir, kernel_sets) if holding else []  # the other process may have done them
+        if todo and wait:
+            sys.stderr.write(NOTICE.format(seconds=sum(ESTIMATE_S[kind] for kind in todo), where=cache_dir))
+            sys.stderr.flush()
+        for kind in todo:
+            start = time.perf_counter()
+            exercise(ops, kind)
+            stamp_path(cache_dir, kind).write_text(f"compiled in {time.perf_counter() - start:.1f} s\n")
+        return todo
+
+
+def compile_in_background(cache_dir, kernel_sets):
+    """Start compiling `kernel_sets` in a detached process (this module run as a script); returns at once.
+
+    For one-shot commands that would rather run on the numpy backend now than wait for the
+    compile: the next process finds the stamps. The notice says so, once per process.
+    """
+    if not _writable(cache_dir):
+        return
+    kinds = [kind or "float32" for kind in kernel_sets]
+    sys.stderr.write(BACKGROUND_NOTICE.format(seconds=sum(ESTIMATE_S[kind] for kind in missing(cache_dir, kernel_sets)),
+                                              where=cache_dir))
+    sys.stderr.flush()
+    subprocess.Popen([sys.executable, "-m", __name__, *kinds], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True)  # not stopped by the caller's Ctrl-C
 
 
 def exercise(ops, quantize=None):
@@ -98,3 +153,14 @@ def exercise(ops, quantize=None):
             ops.attention(q, k, v, np.ones((2, 7), bool), 0.5)
     finally:
         ops.serial_work, ops.threads = saved
+
+
+def main(kinds):
+    """`python -m <this module> float32 int8`: what compile_in_background runs."""
+    from .cpu import NumbaOps, _cache_dir
+
+    ensure_compiled(NumbaOps(), _cache_dir(), [None if kind == "float32" else kind for kind in kinds], wait=False)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

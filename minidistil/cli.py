@@ -188,20 +188,23 @@ def _inputs(args, single):
 def _backend(args):
     """--backend, else $MINIDISTIL_BACKEND, else by workload: numpy when the inputs are on the command line.
 
-    A numba process spends ~0.5 s of CPU importing numba and setting up its compiler's tables
-    before its first kernel runs, more than the numpy backend needs for a whole forward pass of a
-    few short texts; inputs from a file or a pipe run on numba ("auto"). Measured with
-    `python tools/bench/bench_startup.py` (README, "Startup").
+    A numba process spends ~1 s importing numba and loading its cached kernels before its first
+    kernel runs, more than the numpy backend needs for a whole forward pass of a few short texts;
+    inputs from a file or a pipe run on numba ("auto"), once its kernels are compiled: the first
+    such command starts that compile in the background and runs on numpy meanwhile, so that no
+    command waits ~30 s for it. Measured with `python tools/bench/bench_startup.py` (README, "Startup").
     """
     import os
 
-    from .kernels import BACKEND_ENV
+    from .kernels import BACKEND_ENV, numba_kernels_ready
 
     if args.backend is not None or os.environ.get(BACKEND_ENV):
         return args.backend
     from_file = getattr(args, "input", None) is not None or getattr(args, "corpus", None) is not None
     on_command_line = any(getattr(args, name, None) is not None for name in ("text", "texts", "question"))
-    return "numpy" if on_command_line and not from_file else None
+    if on_command_line and not from_file:
+        return "numpy"
+    return "numpy" if numba_kernels_ready(args.quantize, compile_in_background=True) is False else None
 
 
 def _pipeline(task, args, **options):

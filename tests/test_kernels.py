@@ -4,11 +4,13 @@ Hypothesis-generated comparisons of every Numba kernel with the NumPy
 reference are in test_kernels_properties.py.
 """
 
+import json
 import math
 import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -421,7 +423,7 @@ def test_results_survive_later_calls():
 # ---------------------------------------------------------------- one compile, on the first run
 
 FIRST_RUN = r"""
-import sys, numpy as np, numba
+import sys, tempfile, numpy as np, numba
 from minidistil import DistilBertForMaskedLM
 from minidistil.modeling.config import DistilBertConfig
 from minidistil.kernels import activate, cpu, fastmath, gemm, jit
@@ -435,14 +437,16 @@ def compiled():
     return count
 
 config = DistilBertConfig(vocab_size=50, dim=16, n_heads=2, hidden_dim=32, n_layers=2, max_position_embeddings=40)
-model = DistilBertForMaskedLM(config, backend="numba", quantize=sys.argv[1] or None)
-before = compiled()
-ids = np.random.default_rng(0).integers(0, 50, (3, 33))
-for serial_work in (0, 1 << 62):  # every op through the pool, then every op in the calling thread
-    model.ops.serial_work = serial_work
-    for rows in (1, 3):
-        model(input_ids=ids[:rows], attention_mask=np.ones((rows, 33)))
-print(before, compiled())
+with tempfile.TemporaryDirectory() as saved:  # loaded as users load a model: memory-mapped, read-only tensors
+    DistilBertForMaskedLM(config, backend="numpy").save_pretrained(saved)
+    model = DistilBertForMaskedLM.from_pretrained(saved, backend="numba", quantize=sys.argv[1] or None)
+    before = compiled()
+    ids = np.random.default_rng(0).integers(0, 50, (3, 33))
+    for serial_work in (0, 1 << 62):  # every op through the pool, then every op in the calling thread
+        model.ops.serial_work = serial_work
+        for rows in (1, 3):
+            model(input_ids=ids[:rows], attention_mask=np.ones((rows, 33)))
+    print(before, compiled())
 """
 
 
@@ -459,3 +463,35 @@ def test_the_first_model_compiles_every_kernel_of_the_forward_pass_once(tmp_path
     assert before == after, f"{after - before} kernel variants compiled after the warm-up"
     assert "compiling kernels once" not in second.stderr
     assert len(list(tmp_path.rglob("minidistil-*.stamp"))) == (2 if quantize else 1)
+
+
+def test_the_first_batch_command_compiles_in_the_background_and_runs_on_numpy_meanwhile(tmp_path):
+    """`minidistil embed --input` with an empty Numba cache: one notice, an answer at once (numpy), a
+    detached compile that leaves the stamp; the next command finds it, says nothing, and runs on numba
+    with the same results."""
+    from pipeline_models import build_model_dir
+
+    model = build_model_dir("base", tmp_path / "model")
+    lines = tmp_path / "in.txt"
+    lines.write_text("A man is eating food.\nThe girl is carrying a baby.\n")
+    cache = tmp_path / "cache"
+    env = {k: v for k, v in os.environ.items() if k != "MINIDISTIL_BACKEND"}
+    env.update(NUMBA_CACHE_DIR=str(cache), NUMBA_NUM_THREADS="2")
+    command = [sys.executable, "-m", "minidistil.cli", "embed", "--model", str(model), "--input", str(lines), "--json"]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.count("in the background") == 1, first.stderr
+    deadline = time.monotonic() + 600  # the compile itself: ~30 s of CPU on the 2-core dev machine
+    while not list(cache.rglob("minidistil-float32-*.stamp")):
+        assert time.monotonic() < deadline, "the background compile left no stamp"
+        time.sleep(0.5)
+    ready = subprocess.run([sys.executable, "-c", "from minidistil.kernels import numba_kernels_ready as r; print(r())"],
+                           env=env, capture_output=True, text=True, check=True)
+    assert ready.stdout.strip() == "True"
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0 and "compiling kernels" not in second.stderr, second.stderr
+    def vectors(run):  # one JSON line per input line
+        return np.array([json.loads(line)["output"] for line in run.stdout.splitlines()], dtype=np.float64)
+
+    assert vectors(first).shape[0] == 2
+    np.testing.assert_allclose(vectors(second), vectors(first), atol=1e-5)
