@@ -49,26 +49,21 @@ EXP32_MAX_RELATIVE_ERROR = 1.5e-7  # measured 8.9e-8 (1.5 ulp) on a dense grid o
 (F0, F1, F2, F3, F4, F5, F6, F7, F8, F9, F10, F11, F12, F13, F14, F15, F16, F17) = ERF_COEFFS
 
 
-@intrinsic
-def _int32_bits_as_float32(typingctx, bits):
-    """Reinterpret an int32 bit pattern as a float32 (an LLVM bitcast, which vectorizes)."""
-    sig = types.float32(types.int32)
+def _reinterpret(int_type, float_type, llvm_float):
+    """An intrinsic that reinterprets an `int_type` bit pattern as a `float_type` (an LLVM bitcast, which vectorizes)."""
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], llvmlite.ir.FloatType())
+    @intrinsic
+    def bits_as_float(typingctx, bits):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], llvm_float)
 
-    return sig, codegen
+        return float_type(int_type), codegen
+
+    return bits_as_float
 
 
-@intrinsic
-def _int64_bits_as_float64(typingctx, bits):
-    """Reinterpret an int64 bit pattern as a float64 (an LLVM bitcast, which vectorizes)."""
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], llvmlite.ir.DoubleType())
-
-    return sig, codegen
+_int32_bits_as_float32 = _reinterpret(types.int32, types.float32, llvmlite.ir.FloatType())
+_int64_bits_as_float64 = _reinterpret(types.int64, types.float64, llvmlite.ir.DoubleType())
 
 
 @intrinsic
