@@ -283,8 +283,6 @@ class Workspace:
             self._pool.clear()
 
 
-
-
 def _cache_dir():
     """The directory Numba caches these kernels in (beside this file, or $NUMBA_CACHE_DIR), or None."""
     cache = getattr(gemm._matmul.parallel, "_cache", None)
@@ -320,8 +318,6 @@ def _writable_vector(value):
 def _rows(x):
     """x as a 2-D (rows, last dim) array, a view when possible."""
     return x.reshape(-1, x.shape[-1])
-
-
 
 
 class NumbaOps(Ops):
