@@ -14,6 +14,11 @@ versions, the kernels' sources) has them all, and later processes skip this and 
 kernels they call. int8 has its own set and stamp, compiled the first time a model asks for it.
 The ops a forward pass only uses on request (attention probabilities, head masks, hooks) compile
 when first asked for.
+
+One process compiles per cache directory (a lock file beside the stamps); another that needs the
+kernels meanwhile waits for it, then loads. `compile_in_background` runs the same compile in a
+detached process (`python -m` this module): the CLI's first file or stdin command uses it and runs
+on the numpy backend meanwhile, rather than waiting ~30 s.
 """
 
 import contextlib
