@@ -4,8 +4,8 @@ Matrix products with weights run on the weights `prepare` packed (gemm.py:
 register tiles sized from the CPU's vector unit, float32 or int8); everything
 element-wise or row-wise after them is one parallel Numba pass:
 
-    linear        packed x @ Wᵀ + bias into a reused buffer (gemm.matmul), then the
-                  activation in place; a weight prepare() did not pack goes to BLAS
+    linear        act(packed x @ Wᵀ + bias) into a reused buffer (gemm.matmul); a weight
+                  prepare() did not pack goes to BLAS, then bias and activation in place
     attention     per (batch, head): q·kᵀ, scale, mask, softmax and p·v in one kernel,
                   the products on gemm's register tiles (with Dh = 64 they are too
                   small for BLAS to pay: per-head sgemm calls were 1.5x slower than
@@ -48,7 +48,7 @@ from .activate import activate  # noqa: E402
 from .fastmath import exp32, maxnum  # noqa: E402
 from .jit import CONTRACT, REDUCE, SERIAL_WORK, parallel_and_serial  # noqa: E402
 from .protocol import Ops  # noqa: E402
-from .reference import (ACT_NONE, FLOAT32_MIN, QUANTIZE_MODES, activation_code, check_quantize,  # noqa: E402
+from .reference import (FLOAT32_MIN, QUANTIZE_MODES, activation_code, check_quantize,  # noqa: E402
                         matrix_names, quantize_matrix)
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
@@ -167,7 +167,7 @@ def _head_probs(q, k, attend, scale, b, h):
     probs = np.empty((rows, key_cols), np.float32)
     for i in range(0, rows, gemm.TILE_ROWS):
         for p in range(key_cols // gemm.PANEL):
-            gemm.FLOAT32_TILE(qs, i * head_dim, head_dim, kp, p * head_dim * gemm.PANEL, zeros, p * gemm.PANEL,
+            gemm.FLOAT32_TILE(qs, i * head_dim, head_dim, 1, kp, p * head_dim * gemm.PANEL, zeros, p * gemm.PANEL,
                               probs, i * key_cols + p * gemm.PANEL, key_cols, head_dim)
     for i in range(queries):
         _masked_softmax(probs[i, :keys], attend[b])
@@ -188,7 +188,7 @@ def _head_context(probs, keys, v, out, b, h):
     context = np.empty((rows, dim_cols), np.float32)
     for i in range(0, rows, gemm.TILE_ROWS):
         for p in range(dim_cols // gemm.PANEL):
-            gemm.FLOAT32_TILE(probs, i * key_cols, key_cols, vp, p * keys * gemm.PANEL, zeros, 0,
+            gemm.FLOAT32_TILE(probs, i * key_cols, key_cols, 1, vp, p * keys * gemm.PANEL, zeros, 0,
                               context, i * dim_cols + p * gemm.PANEL, dim_cols, keys)
     for s in range(queries):
         for d in range(head_dim):
@@ -391,9 +391,7 @@ class NumbaOps(Ops):
         y = self._empty((rows, cols))  # (N, Out)
         if isinstance(weight, gemm.PackedMatrix):
             threads = self._threads() if self._parallel(rows * x2.shape[1] * cols) else 1
-            gemm.matmul(x2, weight, bias, y, threads)  # bias added by the kernel
-            if act != ACT_NONE:
-                self._run(_bias_act, y.size, y, np.zeros(cols, np.float32), act)  # in place, one array: vectorizes
+            gemm.matmul(x2, weight, bias, y, threads, act)  # bias and activation applied by the kernel
         else:  # a weight prepare() did not pack (adapters, callers of ops.linear): BLAS
             np.matmul(x2, np.asarray(weight, dtype=np.float32).T, out=y)  # (N, In) @ (In, Out) -> (N, Out)
             self._run(_bias_act, y.size, y, bias, act)

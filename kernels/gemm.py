@@ -2,17 +2,19 @@
 
     packed = pack_float32(w)                  # w [Out, In] as stored in the checkpoint
     packed = pack_int8(values, scales)        # reference.quantize_matrix(w): int8 [Out, In], scale per row
-    matmul(x, packed, bias, out, tasks)       # out = x @ wᵀ + bias, x [N, In] float32
+    matmul(x, packed, bias, out, tasks, act)  # out = act(x @ wᵀ + bias), x [N, In] float32
                                               # (int8: x quantized per row first, reference.quantize_rows)
 
 Why pack. BLAS (OpenBLAS here) copies the weight into its kernel's layout on
 every call; with few rows that copy costs as much as the product (a 128-row
 product with a 768 x 3072 weight, 1 thread: OpenBLAS 66-73 GFLOP/s, this
 code 83 on the same panels). Packing once moves that cost to the load, and
-the bias is added for free: the accumulators start from it. (An activation
-fused into the tile's store was measured too: it saved ~1.5% of a 32 x 128
-pass and cost seconds of compile time, once per kernel variant; cpu.py runs
-it as a pass of its own.)
+the bias is added for free: the accumulators start from it. The activation
+runs on each block of the output right after its tiles, while the block is
+in cache (FFN1 + GELU, 4092 rows, 2 threads, median per-round ratio to
+OpenBLAS + a GELU pass: 0.95, against 0.98 as a pass of its own over the
+whole output; fused into the tile's store instead it saved ~1.5% of a
+32 x 128 pass and cost seconds of compile time per kernel variant).
 
 Layouts (PANEL = columns of one register tile, isa-derived: 16 with AVX2):
 
@@ -34,11 +36,25 @@ vector unit (isa.py): two vectors of columns and as many rows as the
 remaining registers hold (registers - 2 weight vectors - 1 broadcast) / 2:
 6 x 16 with AVX2's 16 registers, 14 x 32 with AVX-512's 32. The inner
 dimension is not blocked (the whole In per tile: reloading the partial sums
-per k-block cost more than the panel's L1 misses, measured 128-384 rows);
-rows are blocked so that one block of x is ~1 MiB (it is re-read per panel).
-Threads split the panels (each thread streams its own share of the weight).
-The last rows (fewer than TILE_ROWS) and the last panel's rows past Out go
-through a zero-padded copy, so one tile kernel serves every shape.
+per k-block cost more than the panel's L1 misses, measured 128-384 rows).
+
+x is packed too, per block of rows (~ROW_BLOCK_BYTES of x), TILE_ROWS rows
+side by side, so a tile reads one stream instead of TILE_ROWS:
+
+    x block [m, In]  ->  [m / TILE_ROWS, In, TILE_ROWS]      (EDGE_ROWS for the last rows % TILE_ROWS)
+
+Why: with In = 3072 a row is 3 x 4 KiB, so the six rows a tile reads map to
+the same L1 set and the prefetchers follow six streams. The FFN's second
+linear (4092 x 3072 @ 3072 x 768, 2 threads, median of 14 per-round ratios to
+OpenBLAS) went from 1.09x OpenBLAS's time to 0.99-1.01x, its first
+(In = 768) from 0.99x to 0.88-0.92x. The copy is not free (all of that x:
+10 ms on one thread, the product 110 ms on two), so each row is packed by
+one thread only where there are enough rows: with rows for at least one
+block per thread, threads split the rows (each packs only its own); with
+fewer, they split the panels (each thread streams its own share of the
+weight, which is what a few rows wait on) and each packs the few rows. The
+last panel's rows past Out go through a scratch tile, so one tile kernel
+serves every shape.
 """
 
 from typing import NamedTuple, Optional
@@ -48,8 +64,9 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from . import isa, simd
+from .activate import activate
 from .jit import CONTRACT, SERIAL_WORK, parallel_and_serial
-from .reference import QuantizedMatrix
+from .reference import ACT_NONE, QuantizedMatrix
 
 ROW_BLOCK_BYTES = 1 << 20  # rows of x per block: about this many bytes of x (see the module docstring)
 ALIGN = 64  # bytes: packed panels start on a cache line
@@ -146,7 +163,7 @@ def row_block(in_features, itemsize):
 # ---------------------------------------------------------------- kernels
 
 
-def _tile(edge, x, x_off, x_stride, x_affine, row_off, panels, p, w_scale, w_center, bias, c0, out, out_off,
+def _tile(edge, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, bias, c0, out, out_off,
           out_stride):
     """One register tile (TILE_ROWS rows, or EDGE_ROWS when `edge`) of panel p: float32 when x_affine is None, else int8.
 
@@ -157,36 +174,73 @@ def _tile(edge, x, x_off, x_stride, x_affine, row_off, panels, p, w_scale, w_cen
 
 
 @overload(_tile)
-def _tile_for_types(edge, x, x_off, x_stride, x_affine, row_off, panels, p, w_scale, w_center, bias, c0, out,
+def _tile_for_types(edge, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, bias, c0, out,
                     out_off, out_stride):
     if isinstance(x_affine, types.NoneType):
-        def float32_tile(edge, x, x_off, x_stride, x_affine, row_off, panels, p, w_scale, w_center, bias, c0, out,
-                         out_off, out_stride):
+        def float32_tile(edge, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, bias, c0,
+                         out, out_off, out_stride):
             depth = panels.shape[1]
             if edge:
-                _F32_EDGE(x, x_off, x_stride, panels, p * depth * PANEL, bias, c0, out, out_off, out_stride, depth)
+                _F32_EDGE(x, x_off, x_stride, x_step, panels, p * depth * PANEL, bias, c0, out, out_off, out_stride,
+                          depth)
             else:
-                _F32_TILE(x, x_off, x_stride, panels, p * depth * PANEL, bias, c0, out, out_off, out_stride, depth)
+                _F32_TILE(x, x_off, x_stride, x_step, panels, p * depth * PANEL, bias, c0, out, out_off, out_stride,
+                          depth)
 
         return float32_tile
 
-    def int8_tile(edge, x, x_off, x_stride, x_affine, row_off, panels, p, w_scale, w_center, bias, c0, out,
+    def int8_tile(edge, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, bias, c0, out,
                   out_off, out_stride):
         pairs = panels.shape[1]
         offset = p * pairs * 2 * PANEL
         if edge:
-            _I8_EDGE(x, x_off, x_stride, x_affine, row_off, panels, offset, w_scale, w_center, bias, c0, out, out_off,
-                     out_stride, pairs)
+            _I8_EDGE(x, x_off, x_stride, x_step, x_affine, row_off, panels, offset, w_scale, w_center, bias, c0, out,
+                     out_off, out_stride, pairs)
         else:
-            _I8_TILE(x, x_off, x_stride, x_affine, row_off, panels, offset, w_scale, w_center, bias, c0, out, out_off,
-                     out_stride, pairs)
+            _I8_TILE(x, x_off, x_stride, x_step, x_affine, row_off, panels, offset, w_scale, w_center, bias, c0, out,
+                     out_off, out_stride, pairs)
 
     return int8_tile
 
 
+def _row_packer(group):
+    """A kernel packing rows of x side by side, `group` rows at a time (a constant: LLVM unrolls over it):
+
+        pack(x, start, stop, packed, at): packed[at + (g * depth + k) * group + r] = x[start + g * group + r, k]
+
+    depth = x.shape[1]; e.g. rows a, b, group 2 -> a0 b0 a1 b1 a2 b2 ...; rows past `stop` (up
+    to a whole group) are zero. Returns the index just past the last group written. (With the
+    group a run-time argument the same copy took 1.7x as long: 4092 x 3072, 16.9 vs 10.1 ms.)
+    """
+
+    @njit(cache=True)
+    def pack(x, start, stop, packed, at):
+        depth = x.shape[1]
+        groups = -(-(stop - start) // group)
+        for g in range(groups):
+            base = at + g * group * depth
+            first = start + g * group
+            if first + group <= stop:
+                rows = x[first : first + group]
+                for k in range(depth):
+                    for r in range(group):
+                        packed[base + k * group + r] = rows[r, k]
+            else:
+                packed[base : base + group * depth] = 0
+                for k in range(depth):
+                    for r in range(stop - first):
+                        packed[base + k * group + r] = x[first + r, k]
+        return at + groups * group * depth
+
+    return pack
+
+
+_pack_tiles, _pack_edge = _row_packer(TILE_ROWS), _row_packer(EDGE_ROWS)
+
+
 @njit(cache=True)
 def _padded_rows(x, start):
-    """x[start:] zero-padded to TILE_ROWS rows: what the edge tiles read."""
+    """x[start:] zero-padded to TILE_ROWS rows: the (scale, center) of the edge rows, which the int8 tiles read."""
     edge = np.zeros((TILE_ROWS, x.shape[1]), x.dtype)
     for i in range(start, x.shape[0]):  # loops, not slices: slice assignment compiles Numba's broadcasting checks
         for j in range(x.shape[1]):
@@ -194,61 +248,92 @@ def _padded_rows(x, start):
     return edge
 
 
-def _edge_rows(x, x_affine, start):
-    """(x[start:], x_affine[start:] or None) zero-padded to TILE_ROWS rows."""
-    raise NotImplementedError("_edge_rows is compiled into Numba kernels only")
+def _tile_operands(x, x_affine, edge_start):
+    """(x as the 4-byte words a tile reads one at a time, the edge rows' x_affine zero-padded to TILE_ROWS rows).
+
+    float32: (x itself, None). int8: (x int16 [N, In2] seen as int32 pairs, x_affine[edge_start:] padded).
+    """
+    raise NotImplementedError("_tile_operands is compiled into Numba kernels only")
 
 
-@overload(_edge_rows)
-def _edge_rows_for_types(x, x_affine, start):
+@overload(_tile_operands)
+def _tile_operands_for_types(x, x_affine, edge_start):
     if isinstance(x_affine, types.NoneType):
-        return lambda x, x_affine, start: (_padded_rows(x, start), None)
-    return lambda x, x_affine, start: (_padded_rows(x, start), _padded_rows(x_affine, start))
+        return lambda x, x_affine, edge_start: (x, None)
+    return lambda x, x_affine, edge_start: (x.view(np.int32), _padded_rows(x_affine, edge_start))
 
 
 @parallel_and_serial(CONTRACT)
-def _matmul(x, x_affine, panels, w_scale, w_center, bias, out, tasks, rows_per_block):
-    """out = x @ wᵀ + bias, out [N, Out] float32, C-contiguous arrays throughout.
+def _matmul(x, x_affine, panels, w_scale, w_center, bias, act, out, tasks, rows_per_block):
+    """out = act(x @ wᵀ + bias), out [N, Out] float32, C-contiguous arrays throughout.
 
     float32: x [N, In], panels [P, In, PANEL]; x_affine, w_scale, w_center None.
     int8: x int16 [N, In2] (int8 values, from _quantize_rows), x_affine [N, 2] (scale, center of each
     row), panels int8 [P, In2 / 2, PANEL, 2], w_scale and w_center [P * PANEL] (PackedMatrix); the
     tile dequantizes as it stores.
-    Each task takes a share of the panels; rows in blocks of rows_per_block (whole tiles); in the
-    last block each panel also serves the last rows % TILE_ROWS, in EDGE_ROWS-row tiles of a
-    zero-padded copy, right after the whole tiles: a second pass over the panels for them streams
-    the weights from memory twice (a DistilBERT 1 x 8 pass, 2 threads, 3 runs each: 15.2-16.4 ms
-    with the second pass, 13.9-14.9 ms without).
+    Each task takes a share of the panels; rows in blocks of rows_per_block (whole tiles), each
+    block packed side by side first (_pack_rows: see the module docstring). In the last block each
+    panel also serves the last rows % TILE_ROWS, packed in groups of EDGE_ROWS, right after the
+    whole tiles: a second pass over the panels for them streams the weights from memory twice (a
+    DistilBERT 1 x 8 pass, 2 threads, 3 runs each: 15.2-16.4 ms with the second pass, 13.9-14.9 ms
+    without).
     """
-    rows, stride = x.shape
+    rows, stride = x.shape[0], x.shape[1] * x.itemsize // 4  # in 4-byte words
     cols = out.shape[1]
     count = panels.shape[0]
     padded_bias = np.zeros(count * PANEL, np.float32)
-    for j in range(cols):
+    for j in range(bias.shape[0]):
         padded_bias[j] = bias[j]
     whole_rows = rows - rows % TILE_ROWS
-    blocks = max(1, -(-whole_rows // rows_per_block))  # one (empty) block when there are only edge rows
+    split_rows = whole_rows >= tasks * rows_per_block  # else each task takes a share of the panels
     for task in prange(tasks):
-        edge, edge_affine = _edge_rows(x, x_affine, whole_rows)
+        if split_rows:  # tasks own whole tiles of rows and pack only those
+            tiles = whole_rows // TILE_ROWS
+            r0, r1 = tiles * task // tasks * TILE_ROWS, tiles * (task + 1) // tasks * TILE_ROWS
+            first, last = 0, count
+        else:
+            r0, r1 = 0, whole_rows
+            first, last = count * task // tasks, count * (task + 1) // tasks
+        blocks = max(1, -(-(r1 - r0) // rows_per_block))  # one (empty) block when there are only edge rows
+        words, edge_affine = _tile_operands(x, x_affine, whole_rows)
+        packed = np.empty((min(rows_per_block, r1 - r0) + TILE_ROWS + EDGE_ROWS) * stride, words.dtype)
         scratch = np.empty((TILE_ROWS, PANEL), np.float32)  # a tile that does not fit in `out`
-        first, last = count * task // tasks, count * (task + 1) // tasks
         for block in range(blocks):
-            m0, m1 = block * rows_per_block, min((block + 1) * rows_per_block, whole_rows)
+            m0, m1 = r0 + block * rows_per_block, min(r0 + (block + 1) * rows_per_block, r1)
+            edge_at = _pack_tiles(words, m0, m1, packed, 0)
+            with_edge = block == blocks - 1 and r1 == whole_rows
+            if with_edge:
+                _pack_edge(words, whole_rows, rows, packed, edge_at)
             for p in range(first, last):
                 c0 = p * PANEL
                 width = min(PANEL, cols - c0)
                 direct = width == PANEL
                 for i in range(m0, m1, TILE_ROWS):
                     dst, dst_off, dst_stride = (out, i * cols + c0, cols) if direct else (scratch, 0, PANEL)
-                    _tile(False, x, i * stride, stride, x_affine, i, panels, p, w_scale, w_center, padded_bias, c0,
-                          dst, dst_off, dst_stride)
+                    _tile(False, packed, (i - m0) * stride, 1, TILE_ROWS, x_affine, i, panels, p, w_scale, w_center,
+                          padded_bias, c0, dst, dst_off, dst_stride)
                     if not direct:
                         _copy_tile(scratch, out, i, TILE_ROWS, c0, width)
-                if block == blocks - 1:  # the edge rows while the panel is still in cache, not in a second pass
+                if with_edge:  # the edge rows while the panel is still in cache, not in a second pass
                     for e in range(0, rows - whole_rows, EDGE_ROWS):
-                        _tile(True, edge, e * stride, stride, edge_affine, e, panels, p, w_scale, w_center,
-                              padded_bias, c0, scratch, 0, PANEL)
+                        _tile(True, packed, edge_at + e * stride, 1, EDGE_ROWS, edge_affine, e, panels, p, w_scale,
+                              w_center, padded_bias, c0, scratch, 0, PANEL)
                         _copy_tile(scratch, out, whole_rows + e, min(EDGE_ROWS, rows - whole_rows - e), c0, width)
+            if act != ACT_NONE:  # this task's part of the block, while it is still in cache
+                _activate(out, m0, rows if with_edge else m1, first * PANEL, min(last * PANEL, cols), act)
+
+
+@njit(error_model="numpy", fastmath=CONTRACT, cache=True)
+def _activate(out, i0, i1, c0, c1, act):
+    """out[i0:i1, c0:c1] = act(itself), in place (activate.py).
+
+    Through a view of each row: indexed out[i, j], the loop did not vectorize (GELU on 336 x 3072:
+    7.0 ms, against 2.0 through the view).
+    """
+    for i in range(i0, i1):
+        row = out[i, c0:c1]
+        for j in range(row.shape[0]):
+            row[j] = activate(row[j], act)
 
 
 @njit(error_model="numpy", cache=True)
@@ -303,16 +388,17 @@ def quantize_rows(x, in_even, parallel):
     return xq, affine
 
 
-def matmul(x, packed, bias, out, tasks):
-    """out = x @ wᵀ + bias for the matrix w in `packed`; x [N, In] float32 C-contiguous, out [N, Out].
+def matmul(x, packed, bias, out, tasks, act=ACT_NONE):
+    """out = act(x @ wᵀ + bias) for the matrix w in `packed`; x [N, In] float32 C-contiguous, out [N, Out].
 
-    tasks: threads to split the panels over (1: this thread only). int8 quantizes x per row first.
+    tasks: threads to split the work over (1: this thread only). act: a reference.ACT_CODES value.
+    int8 quantizes x per row first.
     """
     tasks = max(1, min(int(tasks), packed.panels.shape[0]))
     x_affine = None
     if packed.scales is not None:
         x, x_affine = quantize_rows(x, packed.panels.shape[1] * 2, tasks > 1 and x.size >= SERIAL_WORK)
     kernel = _matmul.parallel if tasks > 1 else _matmul.serial
-    kernel(x, x_affine, packed.panels, packed.scales, packed.center_weights, bias, out, tasks,
+    kernel(x, x_affine, packed.panels, packed.scales, packed.center_weights, bias, act, out, tasks,
            row_block(x.shape[1], x.itemsize))
     return out

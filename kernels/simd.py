@@ -96,20 +96,21 @@ def _accumulators(builder, vector_type, rows, vectors):
 def fma_tile(rows, vectors, lanes):
     """A float32 tile kernel of `rows` x (vectors * lanes):
 
-        tile(x, x_off, x_stride, w, w_off, bias, col_off, out, out_off, out_stride, depth)
+        tile(x, x_off, x_stride, x_step, w, w_off, bias, col_off, out, out_off, out_stride, depth)
 
-    out[i, j] = bias[col_off + j] + sum_k x[x_off + i x_stride + k] * w[w_off + k width + j]
-    for i < rows, j < width = vectors * lanes, k < depth: w is one packed panel (depth, width).
+    out[i, j] = bias[col_off + j] + sum_k x[x_off + i x_stride + k x_step] * w[w_off + k width + j]
+    for i < rows, j < width = vectors * lanes, k < depth: w is one packed panel (depth, width);
+    x is rows of a matrix (x_step 1) or rows packed side by side (x_stride 1, x_step rows: gemm.py).
     """
     width = vectors * lanes
 
     @intrinsic
-    def tile(typingctx, x, x_off, x_stride, w, w_off, bias, col_off, out, out_off, out_stride, depth):
-        sig = types.void(x, x_off, x_stride, w, w_off, bias, col_off, out, out_off, out_stride, depth)
+    def tile(typingctx, x, x_off, x_stride, x_step, w, w_off, bias, col_off, out, out_off, out_stride, depth):
+        sig = types.void(x, x_off, x_stride, x_step, w, w_off, bias, col_off, out, out_off, out_stride, depth)
 
         def codegen(context, builder, signature, args):
-            x, x_off, x_stride, w, w_off, bias, col_off, out, out_off, out_stride, depth = args
-            xt, _, _, wt, _, bt, _, ot, _, _, _ = signature.args
+            x, x_off, x_stride, x_step, w, w_off, bias, col_off, out, out_off, out_stride, depth = args
+            xt, _, _, _, wt, _, bt, _, ot, _, _, _ = signature.args
             xp, wp, bp, op = (_data(context, builder, t, a) for t, a in ((xt, x), (wt, w), (bt, bias), (ot, out)))
             vec = ir.VectorType(ir.FloatType(), lanes)
             acc = _accumulators(builder, vec, rows, vectors)
@@ -123,8 +124,9 @@ def fma_tile(rows, vectors, lanes):
                 w_k = builder.add(w_off, builder.mul(k, I64(width)))
                 _prefetch(builder, wp, builder.add(w_k, I64(PREFETCH_BYTES // 4)))
                 wv = [_load(builder, wp, builder.add(w_k, I64(j * lanes)), vec, 4) for j in range(vectors)]
+                x_k = builder.mul(k, x_step)
                 for i in range(rows):
-                    xv = _splat(builder, builder.load(_at(builder, xp, builder.add(x_rows[i], k))), lanes)
+                    xv = _splat(builder, builder.load(_at(builder, xp, builder.add(x_rows[i], x_k))), lanes)
                     for j in range(vectors):
                         builder.store(_fmuladd(builder, xv, wv[j], builder.load(acc[i][j])), acc[i][j])
             for i in range(rows):
@@ -141,11 +143,12 @@ def fma_tile(rows, vectors, lanes):
 def madd_tile(rows, vectors, lanes):
     """An int8 tile kernel of `rows` x (vectors * lanes), exact int32 sums, dequantized on the way out:
 
-        tile(xq, x_off, x_stride, x_affine, row_off, wq, w_off, w_scale, w_center, bias, col_off,
+        tile(xq, x_off, x_stride, x_step, x_affine, row_off, wq, w_off, w_scale, w_center, bias, col_off,
              out, out_off, out_stride, pairs)
 
-    sum[i, j] = sum_k xq[x_off + i x_stride + k] * wq[..k, j] over k < 2 pairs (xq int16 holding int8
-    values; wq int8 packed as (pairs, width, 2): two consecutive k of one column side by side), then
+    sum[i, j] = sum over pairs k of xq[x_off + i x_stride + k x_step + (0, 1)] . wq[..k, j, (0, 1)]
+    (xq int16 holding int8 values, a pair of consecutive inner indices side by side: x_step 2 for
+    rows of a matrix; wq int8 packed as (pairs, width, 2): two consecutive k of one column side by side), then
     out[out_off + i out_stride + j] = float32(sum[i, j]) * (scale_i * w_scale[col_off + j])
                                       + (center_i * w_center[col_off + j] + bias[col_off + j])
     with (scale_i, center_i) = x_affine[row_off + i] (reference.dequantize is the formula).
@@ -153,16 +156,16 @@ def madd_tile(rows, vectors, lanes):
     width = vectors * lanes
 
     @intrinsic
-    def tile(typingctx, xq, x_off, x_stride, x_affine, row_off, wq, w_off, w_scale, w_center, bias, col_off,
+    def tile(typingctx, xq, x_off, x_stride, x_step, x_affine, row_off, wq, w_off, w_scale, w_center, bias, col_off,
              out, out_off, out_stride, pairs):
-        sig = types.void(xq, x_off, x_stride, x_affine, row_off, wq, w_off, w_scale, w_center, bias, col_off,
+        sig = types.void(xq, x_off, x_stride, x_step, x_affine, row_off, wq, w_off, w_scale, w_center, bias, col_off,
                          out, out_off, out_stride, pairs)
 
         def codegen(context, builder, signature, args):
-            (xq, x_off, x_stride, x_affine, row_off, wq, w_off, w_scale, w_center, bias, col_off,
+            (xq, x_off, x_stride, x_step, x_affine, row_off, wq, w_off, w_scale, w_center, bias, col_off,
              out, out_off, out_stride, pairs) = args
             t = signature.args
-            xp, ap, wp, swp, cwp, bp, op = (_data(context, builder, t[n], args[n]) for n in (0, 3, 5, 7, 8, 9, 11))
+            xp, ap, wp, swp, cwp, bp, op = (_data(context, builder, t[n], args[n]) for n in (0, 4, 6, 8, 9, 10, 12))
             acc_type = ir.VectorType(I32, lanes)
             pair_type = ir.VectorType(ir.IntType(16), 2 * lanes)
             acc = _accumulators(builder, acc_type, rows, vectors)
@@ -177,9 +180,10 @@ def madd_tile(rows, vectors, lanes):
                 wv = [builder.sext(_load(builder, wp, builder.add(w_k, I64(2 * j * lanes)),
                                          ir.VectorType(ir.IntType(8), 2 * lanes), 1), pair_type)
                       for j in range(vectors)]
+                x_k = builder.mul(k, x_step)
                 for i in range(rows):
                     # x[i, 2k] and x[i, 2k+1] as one int32, broadcast: every lane pair holds that pair
-                    both = builder.load(_at(builder, xp, builder.add(x_rows[i], builder.add(k, k)), I32), align=2)
+                    both = builder.load(_at(builder, xp, builder.add(x_rows[i], x_k), I32), align=2)
                     xv = builder.bitcast(_splat(builder, both, lanes), pair_type)
                     for j in range(vectors):
                         builder.store(builder.add(builder.load(acc[i][j]), _pair_products(builder, xv, wv[j])), acc[i][j])

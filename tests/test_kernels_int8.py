@@ -122,7 +122,7 @@ def test_numba_int8_sums_equal_the_spec_exactly(rows, inner, cols, variant):
     kernel = getattr(gemm._matmul, variant)
     tasks = 1 if variant == "serial" else 2
     unit = np.tile(np.array([1, 0], np.float32), (rows, 1))  # scale 1, center 0: out = float32(sum)
-    kernel(xq, unit, packed.panels, packed.scales, packed.center_weights, np.zeros(cols, np.float32), out, tasks,
+    kernel(xq, unit, packed.panels, packed.scales, packed.center_weights, np.zeros(cols, np.float32), 0, out, tasks,
            gemm.TILE_ROWS)  # one tile of rows per block: every block boundary is crossed
     assert np.array_equal(out.astype(np.int64), R.int8_products(xi, wi).astype(np.int64))
 
@@ -207,6 +207,35 @@ def test_row_blocks_do_not_change_results(monkeypatch):
     assert np.array_equal(one_block, many)
 
 
+@pytest.mark.parametrize("rows", [gemm.TILE_ROWS * 5 + 3, gemm.TILE_ROWS * 4, gemm.EDGE_ROWS + 1])
+@pytest.mark.parametrize("tasks", [1, 2, 3])
+def test_rows_split_between_tasks_and_the_fused_activation(monkeypatch, rows, tasks):
+    """Tasks split rows (enough rows for a block each) or panels (fewer): the same numbers either way,
+    and the activation applied in the kernel is the activation pass (cpu._bias_act) bit for bit."""
+    from minidistil.kernels.reference import ACT_CODES
+
+    rng = np.random.default_rng(rows * 10 + tasks)
+    x, w = rng.standard_normal((rows, 40)).astype(np.float32), rng.standard_normal((3 * gemm.PANEL + 5, 40)).astype(np.float32)
+    bias = rng.standard_normal(len(w)).astype(np.float32)
+    packed = gemm.pack_float32(w)
+
+    def product(act=0):
+        return gemm.matmul(x, packed, bias, np.full((rows, len(w)), np.nan, np.float32), tasks, act)
+
+    panels_split = product()  # one block of rows: tasks split the panels
+    monkeypatch.setattr(gemm, "ROW_BLOCK_BYTES", 1)  # a block per tile of rows: tasks split the rows
+    rows_split = product()
+    assert np.array_equal(panels_split, rows_split)
+    assert np.abs(rows_split - (x @ w.T + bias)).max() <= 64 * EPS * (np.abs(x) @ np.abs(w).T + np.abs(bias)).max()
+    for name in ("gelu", "relu", "silu"):
+        expected = rows_split.copy()
+        cpu._bias_act.serial(expected, np.zeros(len(w), np.float32), ACT_CODES[name])
+        assert np.array_equal(product(ACT_CODES[name]), expected), name
+        monkeypatch.setattr(gemm, "ROW_BLOCK_BYTES", 1 << 20)
+        assert np.array_equal(product(ACT_CODES[name]), expected), name
+        monkeypatch.setattr(gemm, "ROW_BLOCK_BYTES", 1)
+
+
 def test_tile_shape_follows_the_vector_unit():
     assert gemm.tile_shape(isa.VectorUnit(lanes=8, registers=16)) == (6, 2, 8)  # AVX2: 12 accumulators + 3
     assert gemm.tile_shape(isa.VectorUnit(lanes=16, registers=32)) == (14, 2, 16)  # AVX-512: 28 + 3
@@ -219,9 +248,9 @@ def _tile_asm(kernel, *arrays):
     import numba
 
     if len(arrays) == 4:
-        fn = numba.njit(lambda x, w, b, out: kernel(x, 0, x.shape[1], w, 0, b, 0, out, 0, out.shape[1], x.shape[1]))
+        fn = numba.njit(lambda x, w, b, out: kernel(x, 0, x.shape[1], 1, w, 0, b, 0, out, 0, out.shape[1], x.shape[1]))
     else:
-        fn = numba.njit(lambda x, a, w, s, out: kernel(x, 0, x.shape[1], a, 0, w, 0, s, s, s, 0, out, 0, out.shape[1],
+        fn = numba.njit(lambda x, a, w, s, out: kernel(x, 0, x.shape[1], 2, a, 0, w, 0, s, s, s, 0, out, 0, out.shape[1],
                                                        x.shape[1] // 2))
     fn(*arrays)
     return "\n".join(fn.inspect_asm().values())
