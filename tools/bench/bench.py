@@ -162,10 +162,16 @@ class Worker:
 
 
 def interleave(workers, rounds, counts):
-    """`rounds` rounds in which every worker runs counts[engine] times, who goes first rotating."""
+    """`rounds` rounds in which every worker runs counts[engine] times, who goes first rotating.
+
+    Returns {engine: [median time of each round]}: engines side by side in one round met the same
+    load, so the ratio of two engines' round times is steadier than the ratio of their medians.
+    """
+    by_round = {w.engine: [] for w in workers}
     for r in range(rounds):
         for w in workers[r % len(workers):] + workers[:r % len(workers)]:
-            w.run(counts[w.engine])
+            by_round[w.engine].append(statistics.median(w.run(counts[w.engine])))
+    return by_round
 
 
 def stats(times, batch):
@@ -183,11 +189,12 @@ def measure(pythons, engines, model, threads, shape, rounds, budget_s, scratch):
     # runs per request: about budget_s of work, at least 1
     warm = {w.engine: w.run(1)[0] for w in workers}
     counts = {e: max(1, min(50, int(budget_s / max(t, 1e-4)))) for e, t in warm.items()}
-    interleave(workers, rounds, counts)
+    by_round = interleave(workers, rounds, counts)
     results = {}
     for w in workers:
         w.close()
-        results[w.engine] = {**stats(w.times[1:], batch), "peak_rss_mib": w.peak_rss_mib,
+        results[w.engine] = {**stats(w.times[1:], batch), "round_ms": [1e3 * t for t in by_round[w.engine]],
+                             "peak_rss_mib": w.peak_rss_mib,
                              "anon_rss_mib": w.anon_rss_mib, "load_s": w.load_s,
                              "weights_mib": None if w.weights_bytes is None else w.weights_bytes / 2**20}
     reference = scratch / ("out-torch.npy" if "torch" in engines else "out-numpy.npy")
@@ -294,6 +301,12 @@ def _ratio(a, b):
     return "–" if a is None or b is None else f"{a['median_ms'] / b['median_ms']:.2f}"
 
 
+def _ratios(a, b):
+    """The ratio of the medians, then the median per-round ratio (round_ratio) in parentheses."""
+    paired = None if a is None or b is None else round_ratio(a, b)
+    return _ratio(a, b) + ("" if paired is None else f" ({paired:.2f})")
+
+
 def _memory(stats):
     if stats is None:
         return "–"
@@ -305,20 +318,32 @@ def _table(header, rows):
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+def round_ratio(ours, theirs):
+    """The median over rounds of ours / theirs, each round's times side by side (None without them)."""
+    if not ours.get("round_ms") or len(ours["round_ms"]) != len(theirs.get("round_ms", ())):
+        return None
+    return statistics.median(a / b for a, b in zip(ours["round_ms"], theirs["round_ms"]))
+
+
 def warnings_for(data):
-    """A line for each shape where numba is slower (median) than the numpy reference or than plain BLAS."""
+    """A line for each shape where numba is slower than the numpy reference or than plain BLAS:
+    in the medians, or in the median of the per-round ratios (interleave)."""
     lines = []
     for row in data["rows"]:
         r = row["results"]
         for peer in ("numpy", "numba-blas"):
-            if "numba" in r and peer in r and r["numba"]["median_ms"] > r[peer]["median_ms"]:
-                ours, theirs = r["numba"], r[peer]
-                # On a shared machine the medians of a few rounds swap places by chance; the fastest
-                # runs are the steadier comparison, so the line says which way they point.
+            if "numba" not in r or peer not in r:
+                continue
+            ours, theirs = r["numba"], r[peer]
+            paired = round_ratio(ours, theirs)
+            if ours["median_ms"] > theirs["median_ms"] or (paired or 0) > 1:
+                # On a shared machine the medians of a few rounds swap places by chance; the per-round
+                # ratio and the fastest runs are the steadier comparisons, so the line gives both.
                 steady = "also" if ours["min_ms"] > theirs["min_ms"] else "but not"
+                per_round = "" if paired is None else f"; median per-round ratio {paired:.3f}"
                 lines.append(f"WARNING: {row['shape']}, {row['threads']} threads: numba {ours['median_ms']:.1f} ms "
-                             f"is slower than {LABELS[peer]} {theirs['median_ms']:.1f} ms (median; {steady} "
-                             f"in the fastest runs: {ours['min_ms']:.1f} vs {theirs['min_ms']:.1f} ms)")
+                             f"vs {LABELS[peer]} {theirs['median_ms']:.1f} ms (median{per_round}; {steady} "
+                             f"slower in the fastest runs: {ours['min_ms']:.1f} vs {theirs['min_ms']:.1f} ms)")
     return lines
 
 
@@ -331,7 +356,8 @@ def report(data):
         f"Versions: {data['versions']}.",
         "",
         "Times in ms: median (min–max) over interleaved runs; seq/s from the median; "
-        "ratios < 1 mean minidistil numba is faster. GEMM floor = matmul FLOPs / measured sgemm rate.",
+        "ratios < 1 mean minidistil numba is faster: of the medians, and (in parentheses) the median of the "
+        "per-round ratios. GEMM floor = matmul FLOPs / measured sgemm rate.",
         "",
     ]
     fp32 = [e for e in data["engines"] if e in FP32_ENGINES]
@@ -341,8 +367,7 @@ def report(data):
         numba, floor = r.get("numba"), row["gemm_floor_ms"]
         rows.append([row["shape"], str(row["threads"])] + [_cell(r.get(e)) for e in fp32] + [
             f"{numba['seq_per_s']:.1f}" if numba else "–",
-            _ratio(numba, r.get("torch")), _ratio(numba, r.get("onnxruntime")), _ratio(numba, r.get("numpy")),
-            _ratio(numba, r.get("numba-blas")), f"{floor:.1f}", f"{numba['median_ms'] / floor:.2f}" if numba else "–"])
+            *(_ratios(numba, r.get(peer)) for peer in ("torch", "onnxruntime", "numpy", "numba-blas")), f"{floor:.1f}", f"{numba['median_ms'] / floor:.2f}" if numba else "–"])
     lines += _table(["shape", "threads"] + [LABELS[e] for e in fp32] + [
         "numba seq/s", "numba ÷ PyTorch", "numba ÷ ORT", "numba ÷ numpy", "numba ÷ plain BLAS", "GEMM floor ms",
         "numba ÷ floor"], rows)
