@@ -34,7 +34,10 @@ Tiles. A tile is TILE_ROWS rows x PANEL columns, its accumulators in
 registers for the whole inner dimension (simd.py). Its shape comes from the
 vector unit (isa.py): two vectors of columns and as many rows as the
 remaining registers hold (registers - 2 weight vectors - 1 broadcast) / 2:
-6 x 16 with AVX2's 16 registers, 14 x 32 with AVX-512's 32. The inner
+6 x 16 with AVX2's 16 registers, 14 x 32 with AVX-512's 32 (on AVX2, three
+vectors x 4 rows, fewer broadcasts per FMA, took 3-8% longer on one thread,
+96-384 rows of the FFN and 768 x 768 products; four vectors x 3 rows spill
+registers and took twice as long). The inner
 dimension is not blocked (the whole In per tile: reloading the partial sums
 per k-block cost more than the panel's L1 misses, measured 128-384 rows).
 
