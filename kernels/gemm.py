@@ -278,17 +278,17 @@ def _matmul(x, x_affine, panels, w_scale, w_center, bias, act, out, tasks, rows_
     of the panels (module docstring); rows in blocks of rows_per_block (whole tiles), each block
     packed side by side first (_row_packer). With the last block each panel also serves the last
     rows % TILE_ROWS, packed in groups of EDGE_ROWS, right after the whole tiles: a second pass
-    over the panels for them streams the weights from memory twice (a
-    DistilBERT 1 x 8 pass, 2 threads, 3 runs each: 15.2-16.4 ms with the second pass, 13.9-14.9 ms
-    without).
+    over the panels for them streams the weights from memory twice (a DistilBERT 1 x 8 pass,
+    2 threads, 3 runs each: 15.2-16.4 ms with the second pass, 13.9-14.9 ms without).
     """
-    rows, stride = x.shape[0], x.shape[1] * x.itemsize // 4  # in 4-byte words
+    whole_rows = x.shape[0] - x.shape[0] % TILE_ROWS
+    words, edge_affine = _tile_operands(x, x_affine, whole_rows)
+    rows, stride = words.shape
     cols = out.shape[1]
     count = panels.shape[0]
     padded_bias = np.zeros(count * PANEL, np.float32)
     for j in range(bias.shape[0]):
         padded_bias[j] = bias[j]
-    whole_rows = rows - rows % TILE_ROWS
     split_rows = whole_rows >= tasks * rows_per_block  # else each task takes a share of the panels
     for task in prange(tasks):
         if split_rows:  # tasks own whole tiles of rows and pack only those
@@ -299,7 +299,6 @@ def _matmul(x, x_affine, panels, w_scale, w_center, bias, act, out, tasks, rows_
             r0, r1 = 0, whole_rows
             first, last = count * task // tasks, count * (task + 1) // tasks
         blocks = max(1, -(-(r1 - r0) // rows_per_block))  # one (empty) block when there are only edge rows
-        words, edge_affine = _tile_operands(x, x_affine, whole_rows)
         packed = np.empty((min(rows_per_block, r1 - r0) + TILE_ROWS + EDGE_ROWS) * stride, words.dtype)
         scratch = np.empty((TILE_ROWS, PANEL), np.float32)  # a tile that does not fit in `out`
         for block in range(blocks):
