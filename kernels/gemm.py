@@ -11,10 +11,12 @@ product with a 768 x 3072 weight, 1 thread: OpenBLAS 66-73 GFLOP/s, this
 code 83 on the same panels). Packing once moves that cost to the load, and
 the bias is added for free: the accumulators start from it. The activation
 runs on each block of the output right after its tiles, while the block is
-in cache (FFN1 + GELU, 4092 rows, 2 threads, median per-round ratio to
-OpenBLAS + a GELU pass: 0.95, against 0.98 as a pass of its own over the
-whole output; fused into the tile's store instead it saved ~1.5% of a
-32 x 128 pass and cost seconds of compile time per kernel variant).
+in cache, so a linear makes one pass over its output (FFN1 + GELU at 4092
+rows, 2 threads, median per-round ratio to OpenBLAS + a GELU pass: 0.95,
+0.96, 0.94 over three runs, against 0.98, 0.95, 0.93 with the activation as
+a pass of its own: no measurable difference in time; fused into the tile's
+store instead it saved ~1.5% of a 32 x 128 pass and cost seconds of compile
+time per kernel variant).
 
 Layouts (PANEL = columns of one register tile, isa-derived: 16 with AVX2):
 
@@ -49,8 +51,9 @@ side by side, so a tile reads one stream instead of TILE_ROWS:
 Why: with In = 3072 a row is 3 x 4 KiB, so the six rows a tile reads map to
 the same L1 set and the prefetchers follow six streams. The FFN's second
 linear (4092 x 3072 @ 3072 x 768, 2 threads, median of 14 per-round ratios to
-OpenBLAS) went from 1.09x OpenBLAS's time to 0.99-1.01x, its first
-(In = 768) from 0.99x to 0.88-0.92x. The copy is not free (all of that x:
+OpenBLAS) went from 1.09x OpenBLAS's time to 0.97-1.01x, its first
+(In = 768) from 0.99x to 0.88-0.95x (tools/bench/bench_kernels.py linears).
+The copy is not free (all of that x:
 10 ms on one thread, the product 110 ms on two), so each row is packed by
 one thread only where there are enough rows: with rows for at least one
 block per thread, threads split the rows (each packs only its own); with

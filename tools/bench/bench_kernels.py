@@ -4,6 +4,7 @@
                                               # and OpenBLAS's spin-wait vs the next Numba kernel (and the
                                               # CPU time its threads burn while the process is idle)
     python tools/bench/bench_kernels.py gemm        # the packed matmul (float32, int8) vs OpenBLAS, by number of rows
+    python tools/bench/bench_kernels.py linears     # each kind of linear at 4092 rows vs OpenBLAS, per-round ratios
     python tools/bench/bench_kernels.py ops         # each op, numba vs the NumPy reference, batch 32 x 128 and 1 x 128
     python tools/bench/bench_kernels.py all
 
@@ -181,6 +182,63 @@ def gemm_table(threads):
         print(f"| {m} | {fmt(a)} | {fmt(b)} | {a[0] / b[0]:.2f} | {fmt(c)} | {c[0] / b[0]:.2f} |")
 
 
+def linears_table(threads, rows=4092, rounds=14):
+    """The encoder's three kinds of linear at `rows` rows: packed vs OpenBLAS, median of per-round ratios.
+
+    Rounds alternate the two, so each ratio compares runs that met the same load (this machine's
+    neighbours move single runs by tens of percent). The FFN's first linear is also timed with its
+    GELU: applied by the packed kernel (per block, in cache) or as a pass after it; after BLAS, a pass.
+    """
+    import numpy as np
+
+    from minidistil.kernels import cpu, gemm
+    from minidistil.kernels.reference import ACT_CODES, ACT_NONE
+
+    ops = cpu.NumbaOps(threads=threads)
+    ops._parallel(1 << 30)  # sets BLAS and Numba threads
+    gelu = ACT_CODES["gelu"]
+    rng = np.random.default_rng(0)
+    print(f"## One linear at {rows} rows, {threads} threads: ms, median (min); ratio = median over {rounds} "
+          "rounds of packed ÷ OpenBLAS")
+    print("| linear | OpenBLAS | packed | ratio |")
+    print("|---|---|---|---|")
+    cases = [  # name, (Out, In), activation applied in the packed kernel, activation as a pass after it
+        ("768 -> 768", (768, 768), ACT_NONE, ACT_NONE),
+        ("FFN1 768 -> 3072", (3072, 768), ACT_NONE, ACT_NONE),
+        ("FFN1 + GELU in the kernel", (3072, 768), gelu, ACT_NONE),
+        ("FFN1 + GELU as a pass", (3072, 768), ACT_NONE, gelu),
+        ("FFN2 3072 -> 768", (768, 3072), ACT_NONE, ACT_NONE),
+    ]
+    for name, (out_features, in_features), fused, after in cases:
+        w = rng.standard_normal((out_features, in_features), dtype=np.float32) * 0.03
+        x = rng.standard_normal((rows, in_features), dtype=np.float32)
+        bias = np.zeros(out_features, np.float32)
+        packed, y = gemm.pack_float32(w), np.empty((rows, out_features), np.float32)
+        blas_act = fused or after
+
+        def blas():
+            np.matmul(x, w.T, out=y)
+            if blas_act != ACT_NONE:
+                ops._run(cpu._bias_act, y.size, y, bias, blas_act)
+
+        def ours():
+            gemm.matmul(x, packed, bias, y, threads, fused)
+            if after != ACT_NONE:
+                ops._run(cpu._bias_act, y.size, y, bias, after)
+
+        times = {blas: [], ours: []}
+        for fn in times:
+            fn()
+        for _ in range(rounds):
+            for fn, ts in times.items():
+                start = time.perf_counter()
+                fn()
+                ts.append(time.perf_counter() - start)
+        ratio = statistics.median(a / b for a, b in zip(times[ours], times[blas]))
+        cells = [fmt((statistics.median(ts) * 1e3, min(ts) * 1e3)) for ts in times.values()]
+        print(f"| {name} | {cells[0]} | {cells[1]} | {ratio:.3f} |")
+
+
 # ---------------------------------------------------------------- ops
 
 
@@ -223,13 +281,15 @@ def ops_table(threads):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("spin", "gemm", "ops", "all"))
+    parser.add_argument("what", choices=("spin", "gemm", "linears", "ops", "all"))
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     if args.what in ("spin", "all"):
         spin(args.threads)
     if args.what in ("gemm", "all"):
         gemm_table(args.threads)
+    if args.what in ("linears", "all"):
+        linears_table(args.threads)
     if args.what in ("ops", "all"):
         ops_table(args.threads)
 
