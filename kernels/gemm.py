@@ -350,32 +350,36 @@ def _copy_tile(scratch, out, i, height, c0, width):
             out[i + r, c0 + j] = scratch[r, j]
 
 
+_ROW_RANGE = simd.row_range(LANES)
+
+
 @parallel_and_serial(set())
 def _quantize_rows(x, xq, affine):
     """Each row of x [N, In] to int8 values (stored as int16 [N, In2], zero-padded) and its (scale, center) [N, 2].
 
     reference.quantize_rows is the specification, and this must give the very same integers: plain
     float32 arithmetic, no fast-math (max, min, a halving, a subtraction, one multiply and rint
-    have one correct result each).
+    have one correct result each). The range of each row comes from a vector kernel
+    (simd.row_range), and the values through a view of the row with the finite test outside the
+    loop, so that both loops vectorize (one thread: 4096 x 768 4.0 -> 1.2 ms, 4096 x 3072 13.8 -> 7.0 ms).
     """
     cols = x.shape[1]
-    half_of = np.float32(0.5)
+    half_of, limit = np.float32(0.5), np.float32(127.0)
     for i in prange(x.shape[0]):
-        hi, lo = x[i, 0], x[i, 0]
-        finite = True
-        for j in range(cols):
-            v = x[i, j]
-            hi = max(hi, v)
-            lo = min(lo, v)
-            finite &= abs(v) < np.inf  # false for inf and NaN
+        hi, lo, finite = _ROW_RANGE(x, i * cols, cols)
         center = hi * half_of + lo * half_of
         half = hi * half_of - lo * half_of
-        scale = half / np.float32(127.0) if half > 0 else np.float32(1.0)
+        scale = half / limit if half > 0 else np.float32(1.0)
         inverse = np.float32(1.0) / scale
-        for j in range(cols):
-            xq[i, j] = np.int16(min(max(np.rint((x[i, j] - center) * inverse), -127.0), 127.0)) if finite else 0
-        for j in range(cols, xq.shape[1]):
-            xq[i, j] = 0
+        row, values = x[i], xq[i]
+        if finite:
+            for j in range(cols):
+                values[j] = np.int16(min(max(np.rint((row[j] - center) * inverse), -limit), limit))
+        else:  # inf or NaN in the row: zeros, and NaN for its scale and center (reference.quantize_rows)
+            for j in range(cols):
+                values[j] = 0
+        for j in range(cols, values.shape[0]):
+            values[j] = 0
         affine[i, 0] = scale if finite else np.float32(np.nan)
         affine[i, 1] = center if finite else np.float32(np.nan)
 
@@ -403,7 +407,9 @@ def matmul(x, packed, bias, out, tasks, act=ACT_NONE):
     tasks = max(1, min(int(tasks), packed.panels.shape[0]))
     x_affine = None
     if packed.scales is not None:
-        x, x_affine = quantize_rows(x, packed.panels.shape[1] * 2, tasks > 1 and x.size >= SERIAL_WORK)
+        # The quantizer's loops are vector loops: as work, a vector of floats counts as one element
+        # (one thread vs two, 768 columns: one faster up to 256 rows, two from 512).
+        x, x_affine = quantize_rows(x, packed.panels.shape[1] * 2, tasks > 1 and x.size >= SERIAL_WORK * LANES)
     kernel = _matmul.parallel if tasks > 1 else _matmul.serial
     kernel(x, x_affine, packed.panels, packed.scales, packed.center_weights, bias, act, out, tasks,
            row_block(x.shape[1], x.itemsize))

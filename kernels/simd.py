@@ -205,3 +205,68 @@ def madd_tile(rows, vectors, lanes):
         return sig, codegen
 
     return tile
+
+
+
+def row_range(lanes):
+    """A kernel for the range of a float32 row, in vectors of `lanes`:
+
+        range_of(x, offset, n) -> (hi, lo, finite)
+
+    hi and lo are the max and min of x[offset : offset + n] (n >= 1), finite whether all of them
+    are (no inf, no NaN). Exact: max and min have one result in any order (the order only picks
+    between -0.0 and +0.0, which compare equal). The comparisons pass NaNs over, so hi and lo
+    mean something only where finite. Why a kernel: Numba's max and min are a compare and a
+    select, which LLVM vectorizes only under fast-math flags Numba does not put on the select
+    (as a scalar loop: ~3 cycles a float, most of quantizing a row).
+    """
+
+    @intrinsic
+    def range_of(typingctx, x, offset, n):
+        if getattr(x, "dtype", None) != types.float32:
+            return None  # a typing error at the call: float32 rows only
+        sig = types.Tuple((types.float32, types.float32, types.boolean))(x, offset, n)
+
+        def codegen(context, builder, signature, args):
+            x, offset, n = args
+            xp = _data(context, builder, signature.args[0], x)
+            f32, bit = ir.FloatType(), ir.IntType(1)
+            vec, bits = ir.VectorType(f32, lanes), ir.VectorType(bit, lanes)
+            fabs = {t: cgutils.get_or_insert_function(builder.module, ir.FunctionType(t, [t]), name)
+                    for t, name in ((vec, f"llvm.fabs.v{lanes}f32"), (f32, "llvm.fabs.f32"))}
+
+            def below_infinity(value):  # |value| < inf: false for inf and NaN
+                infinity = ir.Constant(value.type, [float("inf")] * lanes if value.type == vec else float("inf"))
+                return builder.fcmp_ordered("<", builder.call(fabs[value.type], [value]), infinity)
+
+            def fold(slots, value, finite):  # the (hi, lo, finite) in slots, updated with a value (vector or scalar)
+                hi, lo, all_finite = (builder.load(slot) for slot in slots)
+                builder.store(builder.select(builder.fcmp_ordered(">", value, hi), value, hi), slots[0])
+                builder.store(builder.select(builder.fcmp_ordered("<", value, lo), value, lo), slots[1])
+                builder.store(builder.and_(all_finite, finite), slots[2])
+
+            first = builder.load(_at(builder, xp, offset))
+            vector_slots = [cgutils.alloca_once(builder, t) for t in (vec, vec, bits)]
+            for slot, value in zip(vector_slots, (_splat(builder, first, lanes), _splat(builder, first, lanes),
+                                                  ir.Constant(bits, [1] * lanes))):
+                builder.store(value, slot)
+            chunks = builder.udiv(n, I64(lanes))
+            with cgutils.for_range(builder, chunks) as loop:
+                v = _load(builder, xp, builder.add(offset, builder.mul(loop.index, I64(lanes))), vec, 4)
+                fold(vector_slots, v, below_infinity(v))
+            hi_v, lo_v, finite_v = (builder.load(slot) for slot in vector_slots)
+            slots = [cgutils.alloca_once(builder, t) for t in (f32, f32, bit)]
+            for slot, value in zip(slots, (first, first, ir.Constant(bit, 1))):
+                builder.store(value, slot)
+            for lane in range(lanes):  # the vectors' lanes into one hi, lo and finite
+                fold(slots, builder.extract_element(hi_v, I32(lane)), builder.extract_element(finite_v, I32(lane)))
+                fold(slots, builder.extract_element(lo_v, I32(lane)), ir.Constant(bit, 1))
+            done = builder.mul(chunks, I64(lanes))
+            with cgutils.for_range(builder, builder.sub(n, done)) as loop:  # the last n % lanes floats
+                value = builder.load(_at(builder, xp, builder.add(offset, builder.add(done, loop.index))))
+                fold(slots, value, below_infinity(value))
+            return context.make_tuple(builder, signature.return_type, [builder.load(slot) for slot in slots])
+
+        return sig, codegen
+
+    return range_of

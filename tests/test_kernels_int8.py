@@ -110,6 +110,35 @@ def test_numba_quantizes_rows_exactly_as_the_spec(magnitude):
         assert np.array_equal(affine[:, 1], centers, equal_nan=True), f"parallel={parallel}"
 
 
+@pytest.mark.parametrize("n", [1, gemm.LANES - 1, gemm.LANES, 3 * gemm.LANES + 5])
+def test_the_row_range_kernel_is_max_min_and_isfinite(n):
+    """simd.row_range: max, min and all-finite of a row, with an inf or NaN in the vector part, the
+    lanes' fold or the tail (n % lanes), and rows of zeros of both signs."""
+    import numba
+
+    @numba.njit
+    def ranges(x):
+        out = np.empty((x.shape[0], 3), np.float32)
+        for i in range(x.shape[0]):
+            out[i, 0], out[i, 1], finite = gemm._ROW_RANGE(x, i * x.shape[1], x.shape[1])
+            out[i, 2] = finite
+        return out
+
+    rng = np.random.default_rng(n)
+    rows = [(rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30)).astype(np.float32) for _ in range(6)]
+    rows += [np.zeros(n, np.float32), -np.zeros(n, np.float32), np.full(n, 3.5, np.float32)]
+    for position in {0, n // 2, n - 1}:
+        for bad in (np.inf, -np.inf, np.nan):
+            row = rng.standard_normal(n).astype(np.float32)
+            row[position] = bad
+            rows.append(row)
+    x = np.stack(rows)
+    out = ranges(x)
+    finite = np.isfinite(x).all(axis=1)
+    assert np.array_equal(out[:, 2].astype(bool), finite)
+    assert np.array_equal(out[finite, 0], x[finite].max(axis=1)) and np.array_equal(out[finite, 1], x[finite].min(axis=1))
+
+
 @pytest.mark.parametrize("rows, inner, cols", SHAPES)
 @pytest.mark.parametrize("variant", ["serial", "parallel"])
 def test_numba_int8_sums_equal_the_spec_exactly(rows, inner, cols, variant):
