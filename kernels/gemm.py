@@ -375,10 +375,7 @@ def _quantize_rows(x, xq, affine):
         if finite:
             for j in range(cols):
                 values[j] = np.int16(min(max(np.rint((row[j] - center) * inverse), -limit), limit))
-        else:  # inf or NaN in the row: zeros, and NaN for its scale and center (reference.quantize_rows)
-            for j in range(cols):
-                values[j] = 0
-        for j in range(cols, values.shape[0]):
+        for j in range(cols if finite else 0, values.shape[0]):  # the padding; all of a row with inf or NaN
             values[j] = 0
         affine[i, 0] = scale if finite else np.float32(np.nan)
         affine[i, 1] = center if finite else np.float32(np.nan)
