@@ -297,30 +297,6 @@ def test_tiles_compile_to_fma_and_pmaddwd():
     assert "vpmaddwd" in asm and "vpmulld" not in asm  # the pair product, not a 32-bit multiply per lane
 
 
-@pytest.mark.parametrize("chains", [1, 2, 3])
-def test_a_float32_tile_in_chains_sums_every_k_once(chains):
-    """fma_tile(chains=c) splits k over c accumulator copies: every k counted once, the bias once, for
-    depths below, at and past a multiple of c (0: the bias alone)."""
-    import numba
-
-    from minidistil.kernels import simd
-
-    rows, lanes = 2, 8
-    width = 2 * lanes
-    tile = simd.fma_tile(rows, 2, lanes, chains=chains)
-    run = numba.njit(lambda x, w, b, out, depth: tile(x, 0, depth, 1, w, 0, b, 0, out, 0, width, depth))
-    rng = np.random.default_rng(chains)
-    for depth in (0, 1, chains - 1, chains, chains + 1, 2 * chains + 1, 37):
-        x = rng.standard_normal((rows, max(depth, 1)), dtype=np.float32)
-        w = rng.standard_normal((max(depth, 1), width), dtype=np.float32)
-        b = rng.standard_normal(width, dtype=np.float32)
-        out = np.full((rows, width), np.nan, np.float32)
-        run(x, w.ravel(), b, out, depth)
-        expected = x[:, :depth].astype(np.float64) @ w[:depth].astype(np.float64) + b
-        bound = 4 * (depth + 1) * EPS * (np.abs(x[:, :depth]) @ np.abs(w[:depth]) + np.abs(b))
-        assert np.all(np.abs(out - expected) <= bound), (chains, depth)
-
-
 OTHER_UNIT = r"""
 import sys
 import numpy as np
