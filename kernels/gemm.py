@@ -88,13 +88,7 @@ def tile_shape(unit=None):
 TILE_ROWS, TILE_VECTORS, LANES = tile_shape()
 PANEL = TILE_VECTORS * LANES  # output rows per panel = columns of a tile
 EDGE_ROWS = 2  # the last rows % TILE_ROWS go through tiles of this many rows (see the module docstring)
-# The float32 edge tile sums even and odd k apart: 2 rows x 2 vectors are only 4 accumulators, too few to
-# hide the multiply-add's latency (simd.fma_tile); with 8 its 2 rows cost 2.9 instead of 4.6 cycles per k
-# (one thread, the panels in cache, 8 rows against 6 of a 128 x 768 weight). Whole passes,
-# new and old kernels alternating in one process, 60 rounds each: 1 x 8 0.950x and 0.968x, 1 x 128 0.977x
-# twice. (int8 needs none: its accumulators take integer adds, one cycle each.)
-_F32_TILE = simd.fma_tile(TILE_ROWS, TILE_VECTORS, LANES)
-_F32_EDGE = simd.fma_tile(EDGE_ROWS, TILE_VECTORS, LANES, chains=2)
+_F32_TILE, _F32_EDGE = (simd.fma_tile(rows, TILE_VECTORS, LANES) for rows in (TILE_ROWS, EDGE_ROWS))
 FLOAT32_TILE = _F32_TILE  # for other kernels made of small products (cpu.py's attention)
 _I8_TILE, _I8_EDGE = (simd.madd_tile(rows, TILE_VECTORS, LANES) for rows in (TILE_ROWS, EDGE_ROWS))
 

@@ -94,7 +94,7 @@ def _accumulators(builder, vector_type, rows, vectors):
     return [[cgutils.alloca_once(builder, vector_type) for _ in range(vectors)] for _ in range(rows)]
 
 
-def fma_tile(rows, vectors, lanes, chains=1):
+def fma_tile(rows, vectors, lanes):
     """A float32 tile kernel of `rows` x (vectors * lanes):
 
         tile(x, x_off, x_stride, x_step, w, w_off, bias, col_off, out, out_off, out_stride, depth)
@@ -102,11 +102,6 @@ def fma_tile(rows, vectors, lanes, chains=1):
     out[i, j] = bias[col_off + j] + sum_k x[x_off + i x_stride + k x_step] * w[w_off + k width + j]
     for i < rows, j < width = vectors * lanes, k < depth: w is one packed panel (depth, width);
     x is rows of a matrix (x_step 1) or rows packed side by side (x_stride 1, x_step rows: gemm.py).
-
-    chains > 1 gives each accumulator `chains` copies, summed at the end: copy c takes
-    k = c, c + chains, c + 2 chains, ... A multiply-add waits for the previous one into the same
-    accumulator (4 cycles on Zen 3, two issued per cycle), so a tile needs about 8 independent
-    accumulators to keep the FMA units busy; a tile of few rows gets them this way.
     """
     width = vectors * lanes
 
@@ -119,16 +114,14 @@ def fma_tile(rows, vectors, lanes, chains=1):
             xt, _, _, _, wt, _, bt, _, ot, _, _, _ = signature.args
             xp, wp, bp, op = (_data(context, builder, t, a) for t, a in ((xt, x), (wt, w), (bt, bias), (ot, out)))
             vec = ir.VectorType(ir.FloatType(), lanes)
-            acc = [_accumulators(builder, vec, rows, vectors) for _ in range(chains)]
+            acc = _accumulators(builder, vec, rows, vectors)
             for j in range(vectors):  # start from the bias: no pass over the output afterwards
                 b = _load(builder, bp, builder.add(col_off, I64(j * lanes)), vec, 4)
                 for i in range(rows):
-                    builder.store(b, acc[0][i][j])
-                    for copy in acc[1:]:
-                        builder.store(ir.Constant(vec, None), copy[i][j])
+                    builder.store(b, acc[i][j])
             x_rows = [builder.add(x_off, builder.mul(I64(i), x_stride)) for i in range(rows)]
-
-            def multiply_add(k, into):  # into[i][j] += x[i, k] * w[k, j-th vector]
+            with cgutils.for_range(builder, depth) as loop:
+                k = loop.index
                 w_k = builder.add(w_off, builder.mul(k, I64(width)))
                 _prefetch(builder, wp, builder.add(w_k, I64(PREFETCH_BYTES // 4)))
                 wv = [_load(builder, wp, builder.add(w_k, I64(j * lanes)), vec, 4) for j in range(vectors)]
@@ -136,22 +129,11 @@ def fma_tile(rows, vectors, lanes, chains=1):
                 for i in range(rows):
                     xv = _splat(builder, builder.load(_at(builder, xp, builder.add(x_rows[i], x_k))), lanes)
                     for j in range(vectors):
-                        builder.store(_fmuladd(builder, xv, wv[j], builder.load(into[i][j])), into[i][j])
-
-            rounds = builder.udiv(depth, I64(chains))
-            with cgutils.for_range(builder, rounds) as loop:
-                for c in range(chains):
-                    multiply_add(builder.add(builder.mul(loop.index, I64(chains)), I64(c)), acc[c])
-            done = builder.mul(rounds, I64(chains))
-            with cgutils.for_range(builder, builder.sub(depth, done)) as loop:  # the last depth % chains
-                multiply_add(builder.add(done, loop.index), acc[0])
+                        builder.store(_fmuladd(builder, xv, wv[j], builder.load(acc[i][j])), acc[i][j])
             for i in range(rows):
                 row = builder.add(out_off, builder.mul(I64(i), out_stride))
                 for j in range(vectors):
-                    total = builder.load(acc[0][i][j])
-                    for copy in acc[1:]:
-                        total = builder.fadd(total, builder.load(copy[i][j]))
-                    _store(builder, total, op, builder.add(row, I64(j * lanes)), 4)
+                    _store(builder, builder.load(acc[i][j]), op, builder.add(row, I64(j * lanes)), 4)
             return context.get_dummy_value()
 
         return sig, codegen
