@@ -87,10 +87,20 @@ def tile_shape(unit=None):
 
 TILE_ROWS, TILE_VECTORS, LANES = tile_shape()
 PANEL = TILE_VECTORS * LANES  # output rows per panel = columns of a tile
-EDGE_ROWS = 2  # the last rows % TILE_ROWS go through tiles of this many rows (see the module docstring)
-_F32_TILE, _F32_EDGE = (simd.fma_tile(rows, TILE_VECTORS, LANES) for rows in (TILE_ROWS, EDGE_ROWS))
+# The last rows % TILE_ROWS go through edge tiles of EDGE_ROWS rows, two panels at a time (the
+# last panel of an odd count alone). A 2-row tile of one panel has 4 accumulators, too few to hide
+# the FMA latency (x86 cores keep 8 in flight: 4-5 cycles x 2 units); 2 rows x 4 vectors have 8
+# (one thread, a 128 x 3072 weight in L2: 4.6 -> 3.4 cycles per panel and k; 2 rows alone 0.73x
+# the time, 8 rows 0.86x, 10-11 rows 0.77-0.80x). Each output still sums from its bias over k in
+# order, so a row's result does not depend on the tile it lands in, nor on the rows around it.
+# Tiles of 4 rows x one panel have 8 accumulators too, but compute padding for the 1-2 edge rows
+# of 8 or 128 rows (8 as 4 + 4: 1 x 8 passes took 1.13x the time).
+EDGE_ROWS = 2
+_F32_TILE = simd.fma_tile(TILE_ROWS, TILE_VECTORS, LANES)
+_F32_EDGE, _F32_EDGE_PAIR = (simd.fma_tile(EDGE_ROWS, TILE_VECTORS, LANES, panels) for panels in (1, 2))
 FLOAT32_TILE = _F32_TILE  # for other kernels made of small products (cpu.py's attention)
-_I8_TILE, _I8_EDGE = (simd.madd_tile(rows, TILE_VECTORS, LANES) for rows in (TILE_ROWS, EDGE_ROWS))
+_I8_TILE = simd.madd_tile(TILE_ROWS, TILE_VECTORS, LANES)
+_I8_EDGE, _I8_EDGE_PAIR = (simd.madd_tile(EDGE_ROWS, TILE_VECTORS, LANES, panels) for panels in (1, 2))
 
 
 class PackedMatrix(NamedTuple):
@@ -169,9 +179,10 @@ def row_block(in_features, itemsize):
 # ---------------------------------------------------------------- kernels
 
 
-def _tile(edge, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, bias, c0, out, out_off,
-          out_stride):
-    """One register tile (TILE_ROWS rows, or EDGE_ROWS when `edge`) of panel p: float32 when x_affine is None, else int8.
+def _tile(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, bias, c0, out,
+          out_off, out_stride):
+    """One register tile from panel p: TILE_ROWS rows of it when edge_panels is 0, else EDGE_ROWS rows
+    of edge_panels panels (1 or 2) from p; float32 when x_affine is None, else int8.
 
     Only callable from Numba code: the overload below picks the kernel by the type of x_affine when
     the caller is compiled, so a float32 matmul contains no int8 code and the other way round.
@@ -180,31 +191,33 @@ def _tile(edge, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scal
 
 
 @overload(_tile)
-def _tile_for_types(edge, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, bias, c0, out,
-                    out_off, out_stride):
+def _tile_for_types(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, bias, c0,
+                    out, out_off, out_stride):
     if isinstance(x_affine, types.NoneType):
-        def float32_tile(edge, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, bias, c0,
-                         out, out_off, out_stride):
+        def float32_tile(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, bias,
+                         c0, out, out_off, out_stride):
             depth = panels.shape[1]
-            if edge:
-                _F32_EDGE(x, x_off, x_stride, x_step, panels, p * depth * PANEL, bias, c0, out, out_off, out_stride,
-                          depth)
+            args = (x, x_off, x_stride, x_step, panels, p * depth * PANEL, bias, c0, out, out_off, out_stride, depth)
+            if edge_panels == 0:
+                _F32_TILE(*args)
+            elif edge_panels == 1:
+                _F32_EDGE(*args)
             else:
-                _F32_TILE(x, x_off, x_stride, x_step, panels, p * depth * PANEL, bias, c0, out, out_off, out_stride,
-                          depth)
+                _F32_EDGE_PAIR(*args)
 
         return float32_tile
 
-    def int8_tile(edge, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, bias, c0, out,
-                  out_off, out_stride):
+    def int8_tile(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, bias, c0,
+                  out, out_off, out_stride):
         pairs = panels.shape[1]
-        offset = p * pairs * 2 * PANEL
-        if edge:
-            _I8_EDGE(x, x_off, x_stride, x_step, x_affine, row_off, panels, offset, w_scale, w_center, bias, c0, out,
-                     out_off, out_stride, pairs)
+        args = (x, x_off, x_stride, x_step, x_affine, row_off, panels, p * pairs * 2 * PANEL, w_scale, w_center, bias,
+                c0, out, out_off, out_stride, pairs)
+        if edge_panels == 0:
+            _I8_TILE(*args)
+        elif edge_panels == 1:
+            _I8_EDGE(*args)
         else:
-            _I8_TILE(x, x_off, x_stride, x_step, x_affine, row_off, panels, offset, w_scale, w_center, bias, c0, out,
-                     out_off, out_stride, pairs)
+            _I8_EDGE_PAIR(*args)
 
     return int8_tile
 
@@ -283,8 +296,9 @@ def _matmul(x, x_affine, panels, w_scale, w_center, bias, act, out, tasks, rows_
     tile dequantizes as it stores.
     Tasks take whole tiles of rows when each gets at least rows_per_block of them, else a share
     of the panels (module docstring); rows in blocks of rows_per_block (whole tiles), each block
-    packed side by side first (_row_packer). With the last block each panel also serves the last
-    rows % TILE_ROWS, packed in groups of EDGE_ROWS, right after the whole tiles: a second pass
+    packed side by side first (_row_packer). With the last block the panels also serve the last
+    rows % TILE_ROWS, packed in groups of EDGE_ROWS, two panels at a time right after their whole
+    tiles (EDGE_ROWS above): a second pass
     over the panels for them streams the weights from memory twice (a DistilBERT 1 x 8 pass,
     2 threads, 3 runs each: 15.2-16.4 ms with the second pass, 13.9-14.9 ms without).
     """
@@ -307,7 +321,7 @@ def _matmul(x, x_affine, panels, w_scale, w_center, bias, act, out, tasks, rows_
             first, last = count * task // tasks, count * (task + 1) // tasks
         blocks = max(1, -(-(r1 - r0) // rows_per_block))  # one (empty) block when there are only edge rows
         packed = np.empty((min(rows_per_block, r1 - r0) + TILE_ROWS + EDGE_ROWS) * stride, words.dtype)
-        scratch = np.empty((TILE_ROWS, PANEL), np.float32)  # a tile that does not fit in `out`
+        scratch = np.empty((TILE_ROWS, 2 * PANEL), np.float32)  # a tile that does not fit in `out`
         for block in range(blocks):
             m0, m1 = r0 + block * rows_per_block, min(r0 + (block + 1) * rows_per_block, r1)
             edge_at = _pack_tiles(words, m0, m1, packed, 0)
@@ -319,16 +333,21 @@ def _matmul(x, x_affine, panels, w_scale, w_center, bias, act, out, tasks, rows_
                 width = min(PANEL, cols - c0)
                 direct = width == PANEL
                 for i in range(m0, m1, TILE_ROWS):
-                    dst, dst_off, dst_stride = (out, i * cols + c0, cols) if direct else (scratch, 0, PANEL)
-                    _tile(False, packed, (i - m0) * stride, 1, TILE_ROWS, x_affine, i, panels, p, w_scale, w_center,
+                    dst, dst_off, dst_stride = (out, i * cols + c0, cols) if direct else (scratch, 0, 2 * PANEL)
+                    _tile(0, packed, (i - m0) * stride, 1, TILE_ROWS, x_affine, i, panels, p, w_scale, w_center,
                           padded_bias, c0, dst, dst_off, dst_stride)
                     if not direct:
                         _copy_tile(scratch, out, i, TILE_ROWS, c0, width)
-                if with_edge:  # the edge rows while the panel is still in cache, not in a second pass
+                # The edge rows while the panels are still in cache, not in a second pass: after every
+                # second panel for it and the one before, after the last of an odd count for it alone.
+                pair = (p - first) % 2
+                if with_edge and (pair == 1 or p == last - 1):
+                    q = p - pair
                     for e in range(0, rows - whole_rows, EDGE_ROWS):
-                        _tile(True, packed, edge_at + e * stride, 1, EDGE_ROWS, edge_affine, e, panels, p, w_scale,
-                              w_center, padded_bias, c0, scratch, 0, PANEL)
-                        _copy_tile(scratch, out, whole_rows + e, min(EDGE_ROWS, rows - whole_rows - e), c0, width)
+                        _tile(pair + 1, packed, edge_at + e * stride, 1, EDGE_ROWS, edge_affine, e, panels, q, w_scale,
+                              w_center, padded_bias, q * PANEL, scratch, 0, 2 * PANEL)
+                        _copy_tile(scratch, out, whole_rows + e, min(EDGE_ROWS, rows - whole_rows - e), q * PANEL,
+                                   min((pair + 1) * PANEL, cols - q * PANEL))
             if act != ACT_NONE:  # this task's part of the block, while it is still in cache
                 _activate(out, m0, rows if with_edge else m1, first * PANEL, min(last * PANEL, cols), act)
 

@@ -94,14 +94,23 @@ def _accumulators(builder, vector_type, rows, vectors):
     return [[cgutils.alloca_once(builder, vector_type) for _ in range(vectors)] for _ in range(rows)]
 
 
-def fma_tile(rows, vectors, lanes):
-    """A float32 tile kernel of `rows` x (vectors * lanes):
+def _panel_starts(builder, w_off, depth, step, panels):
+    """The offsets in w of `panels` consecutive packed panels from w_off, each `depth` k-steps of `step` elements."""
+    size = builder.mul(depth, I64(step))
+    return [builder.add(w_off, builder.mul(I64(q), size)) for q in range(panels)]
+
+
+def fma_tile(rows, vectors, lanes, panels=1):
+    """A float32 tile kernel of `rows` x (panels * vectors * lanes):
 
         tile(x, x_off, x_stride, x_step, w, w_off, bias, col_off, out, out_off, out_stride, depth)
 
-    out[i, j] = bias[col_off + j] + sum_k x[x_off + i x_stride + k x_step] * w[w_off + k width + j]
-    for i < rows, j < width = vectors * lanes, k < depth: w is one packed panel (depth, width);
-    x is rows of a matrix (x_step 1) or rows packed side by side (x_stride 1, x_step rows: gemm.py).
+    out[i, q width + j] = bias[col_off + q width + j]
+                          + sum_k x[x_off + i x_stride + k x_step] * w[w_off + (q depth + k) width + j]
+    for i < rows, q < panels, j < width = vectors * lanes, k < depth, summed in that order of k
+    from the bias, whatever the tile's shape: w is `panels` consecutive packed panels (depth,
+    width), x rows of a matrix (x_step 1) or rows packed side by side (x_stride 1, x_step rows:
+    gemm.py).
     """
     width = vectors * lanes
 
@@ -114,25 +123,29 @@ def fma_tile(rows, vectors, lanes):
             xt, _, _, _, wt, _, bt, _, ot, _, _, _ = signature.args
             xp, wp, bp, op = (_data(context, builder, t, a) for t, a in ((xt, x), (wt, w), (bt, bias), (ot, out)))
             vec = ir.VectorType(ir.FloatType(), lanes)
-            acc = _accumulators(builder, vec, rows, vectors)
-            for j in range(vectors):  # start from the bias: no pass over the output afterwards
+            starts = _panel_starts(builder, w_off, depth, width, panels)
+            columns = panels * vectors  # vector j of a row: columns j lanes ... of the output, in panel j // vectors
+            acc = _accumulators(builder, vec, rows, columns)
+            for j in range(columns):  # start from the bias: no pass over the output afterwards
                 b = _load(builder, bp, builder.add(col_off, I64(j * lanes)), vec, 4)
                 for i in range(rows):
                     builder.store(b, acc[i][j])
             x_rows = [builder.add(x_off, builder.mul(I64(i), x_stride)) for i in range(rows)]
             with cgutils.for_range(builder, depth) as loop:
                 k = loop.index
-                w_k = builder.add(w_off, builder.mul(k, I64(width)))
-                _prefetch(builder, wp, builder.add(w_k, I64(PREFETCH_BYTES // 4)))
-                wv = [_load(builder, wp, builder.add(w_k, I64(j * lanes)), vec, 4) for j in range(vectors)]
+                w_k = [builder.add(start, builder.mul(k, I64(width))) for start in starts]
+                for w_qk in w_k:
+                    _prefetch(builder, wp, builder.add(w_qk, I64(PREFETCH_BYTES // 4)))
+                wv = [_load(builder, wp, builder.add(w_k[j // vectors], I64(j % vectors * lanes)), vec, 4)
+                      for j in range(columns)]
                 x_k = builder.mul(k, x_step)
                 for i in range(rows):
                     xv = _splat(builder, builder.load(_at(builder, xp, builder.add(x_rows[i], x_k))), lanes)
-                    for j in range(vectors):
+                    for j in range(columns):
                         builder.store(_fmuladd(builder, xv, wv[j], builder.load(acc[i][j])), acc[i][j])
             for i in range(rows):
                 row = builder.add(out_off, builder.mul(I64(i), out_stride))
-                for j in range(vectors):
+                for j in range(columns):
                     _store(builder, builder.load(acc[i][j]), op, builder.add(row, I64(j * lanes)), 4)
             return context.get_dummy_value()
 
@@ -141,15 +154,17 @@ def fma_tile(rows, vectors, lanes):
     return tile
 
 
-def madd_tile(rows, vectors, lanes):
-    """An int8 tile kernel of `rows` x (vectors * lanes), exact int32 sums, dequantized on the way out:
+def madd_tile(rows, vectors, lanes, panels=1):
+    """An int8 tile kernel of `rows` x (panels * vectors * lanes), exact int32 sums, dequantized on the way out:
 
         tile(xq, x_off, x_stride, x_step, x_affine, row_off, wq, w_off, w_scale, w_center, bias, col_off,
              out, out_off, out_stride, pairs)
 
     sum[i, j] = sum over pairs k of xq[x_off + i x_stride + k x_step + (0, 1)] . wq[..k, j, (0, 1)]
     (xq int16 holding int8 values, a pair of consecutive inner indices side by side: x_step 2 for
-    rows of a matrix; wq int8 packed as (pairs, width, 2): two consecutive k of one column side by side), then
+    rows of a matrix; wq int8 packed as (pairs, width, 2): two consecutive k of one column side by side;
+    with several panels, column j of the tile is column j % width of the (j // width)-th panel
+    after w_off), then
     out[out_off + i out_stride + j] = float32(sum[i, j]) * (scale_i * w_scale[col_off + j])
                                       + (center_i * w_center[col_off + j] + bias[col_off + j])
     with (scale_i, center_i) = x_affine[row_off + i] (reference.dequantize is the formula).
@@ -169,30 +184,33 @@ def madd_tile(rows, vectors, lanes):
             xp, ap, wp, swp, cwp, bp, op = (_data(context, builder, t[n], args[n]) for n in (0, 4, 6, 8, 9, 10, 12))
             acc_type = ir.VectorType(I32, lanes)
             pair_type = ir.VectorType(ir.IntType(16), 2 * lanes)
-            acc = _accumulators(builder, acc_type, rows, vectors)
+            starts = _panel_starts(builder, w_off, pairs, 2 * width, panels)
+            columns = panels * vectors  # as in fma_tile
+            acc = _accumulators(builder, acc_type, rows, columns)
             for row in acc:
                 for a in row:
                     builder.store(ir.Constant(acc_type, None), a)
             x_rows = [builder.add(x_off, builder.mul(I64(i), x_stride)) for i in range(rows)]
             with cgutils.for_range(builder, pairs) as loop:
                 k = loop.index
-                w_k = builder.add(w_off, builder.mul(k, I64(2 * width)))
-                _prefetch(builder, wp, builder.add(w_k, I64(PREFETCH_BYTES)))
-                wv = [builder.sext(_load(builder, wp, builder.add(w_k, I64(2 * j * lanes)),
+                w_k = [builder.add(start, builder.mul(k, I64(2 * width))) for start in starts]
+                for w_qk in w_k:
+                    _prefetch(builder, wp, builder.add(w_qk, I64(PREFETCH_BYTES)))
+                wv = [builder.sext(_load(builder, wp, builder.add(w_k[j // vectors], I64(2 * (j % vectors) * lanes)),
                                          ir.VectorType(ir.IntType(8), 2 * lanes), 1), pair_type)
-                      for j in range(vectors)]
+                      for j in range(columns)]
                 x_k = builder.mul(k, x_step)
                 for i in range(rows):
                     # x[i, 2k] and x[i, 2k+1] as one int32, broadcast: every lane pair holds that pair
                     both = builder.load(_at(builder, xp, builder.add(x_rows[i], x_k), I32), align=2)
                     xv = builder.bitcast(_splat(builder, both, lanes), pair_type)
-                    for j in range(vectors):
+                    for j in range(columns):
                         builder.store(builder.add(builder.load(acc[i][j]), _pair_products(builder, xv, wv[j])), acc[i][j])
             vec = ir.VectorType(ir.FloatType(), lanes)
             affine = [[_splat(builder, builder.load(_at(builder, ap, builder.add(builder.add(row_off, row_off),
                                                                                    I64(2 * i + part)))), lanes)
                        for part in (0, 1)] for i in range(rows)]  # (scale, center) of each row, broadcast
-            for j in range(vectors):
+            for j in range(columns):
                 col = builder.add(col_off, I64(j * lanes))
                 w_scale_j, w_center_j, bias_j = (_load(builder, p, col, vec, 4) for p in (swp, cwp, bp))
                 for i in range(rows):

@@ -20,7 +20,8 @@ from minidistil.kernels import cpu, gemm, isa  # noqa: E402
 
 EPS = float(np.finfo(np.float32).eps)
 SHAPES = [  # (rows, In, Out): whole tiles, edge tiles (odd rows), partial panels, odd In, one column
-    (1, 1, 1), (2, 3, 5), (5, 31, 16), (6, 64, 17), (7, 33, 40), (13, 768, 33), (64, 130, 48), (97, 1024, 3)]
+    (1, 1, 1), (2, 3, 5), (5, 31, 16), (6, 64, 17), (7, 33, 40), (8, 40, 64), (11, 17, 33), (13, 768, 33),
+    (64, 130, 48), (97, 1024, 3)]
 
 
 def _ints(rng, shape):
@@ -265,6 +266,25 @@ def test_rows_split_between_tasks_and_the_fused_activation(monkeypatch, rows, ta
         monkeypatch.setattr(gemm, "ROW_BLOCK_BYTES", 1)
 
 
+@pytest.mark.parametrize("quantize", [False, True], ids=["float32", "int8"])
+@pytest.mark.parametrize("out_features", [2 * gemm.PANEL + 5, 4 * gemm.PANEL])  # an odd and an even count of panels
+def test_a_rows_result_does_not_depend_on_the_rows_around_it(quantize, out_features):
+    """Whole tiles, edge tiles of one panel or two, rows or panels split between threads: each row
+    comes out bit for bit as it does alone, so a text's output does not depend on its batch (what
+    the server's batcher and the CLI's batches promise)."""
+    rng = np.random.default_rng(out_features + quantize)
+    w = rng.standard_normal((out_features, 37)).astype(np.float32)
+    bias = rng.standard_normal(out_features).astype(np.float32)
+    packed = gemm.pack_int8(*R.quantize_matrix(w)) if quantize else gemm.pack_float32(w)
+    x = rng.standard_normal((3 * gemm.TILE_ROWS + gemm.EDGE_ROWS + 1, 37)).astype(np.float32)
+    alone = np.concatenate([gemm.matmul(row[None], packed, bias, np.empty((1, out_features), np.float32), 1)
+                            for row in x])
+    for rows in range(1, len(x) + 1):
+        for tasks in (1, 2):
+            together = gemm.matmul(x[:rows], packed, bias, np.empty((rows, out_features), np.float32), tasks)
+            assert np.array_equal(together, alone[:rows]), (rows, tasks)
+
+
 def test_tile_shape_follows_the_vector_unit():
     assert gemm.tile_shape(isa.VectorUnit(lanes=8, registers=16)) == (6, 2, 8)  # AVX2: 12 accumulators + 3
     assert gemm.tile_shape(isa.VectorUnit(lanes=16, registers=32)) == (14, 2, 16)  # AVX-512: 28 + 3
@@ -323,6 +343,11 @@ for rows in (1, 2, gemm.TILE_ROWS - 1, gemm.TILE_ROWS, gemm.TILE_ROWS + 1, 2 * g
             terms = (np.abs(R.int8_products(xq, quantized.values) * (x_scale[:, None] * quantized.scales[None, :]))
                      + np.abs(x_center[:, None] * quantized.center_weights()[None, :]) + np.abs(b))
             assert np.all(np.abs(out - R.linear_int8(x, quantized, b)) <= 3 * eps * terms + 1e-37)
+            for packed in (gemm.pack_float32(w), gemm.pack_int8(*quantized)):  # each row as it comes out alone
+                together = gemm.matmul(x, packed, b, np.empty((rows, cols), np.float32), tasks)
+                for i in (0, rows - 1):
+                    alone = gemm.matmul(x[i : i + 1], packed, b, np.empty((1, cols), np.float32), 1)
+                    assert np.array_equal(together[i], alone[0]), (rows, inner, cols, tasks, i)
 print("ok", gemm.TILE_ROWS, gemm.PANEL)
 """
 
