@@ -89,7 +89,7 @@ TILE_ROWS, TILE_VECTORS, LANES = tile_shape()
 PANEL = TILE_VECTORS * LANES  # output rows per panel = columns of a tile
 # The last rows % TILE_ROWS go through edge tiles of EDGE_ROWS rows, two panels at a time (the
 # last panel of an odd count alone). A 2-row tile of one panel has 4 accumulators, too few to hide
-# the FMA latency (x86 cores keep 8 in flight: 4-5 cycles x 2 units); 2 rows x 4 vectors have 8
+# the FMA latency (x86 cores need 8-10 in flight: 4-5 cycles x 2 units); 2 rows x 4 vectors have 8
 # (one thread, a 128 x 3072 weight in L2: 4.6 -> 3.4 cycles per panel and k; 2 rows alone 0.73x
 # the time, 8 rows 0.86x, 10-11 rows 0.77-0.80x). Each output still sums from its bias over k in
 # order, so a row's result does not depend on the tile it lands in, nor on the rows around it.

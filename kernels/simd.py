@@ -2,8 +2,9 @@
 vector kernel for the int8 path's row ranges, row_range, at the end).
 
 A tile is `rows` rows of x times `vectors` vector registers' worth of columns
-of a packed weight (gemm.py describes the layouts), accumulated over the
-whole inner dimension in registers:
+of a packed weight panel, or of `panels` consecutive panels (gemm.py describes
+the layouts and why its edge tiles take two), accumulated over the whole inner
+dimension in registers:
 
     float32 (fma_tile)       acc[i][j] += broadcast(x[i, k]) * w[k, j-th vector]        one FMA per 8/16 products
     int8    (madd_tile)      acc[i][j] += pmaddwd(broadcast(x[i, 2k:2k+2]), w[2k:2k+2, j-th vector])
