@@ -361,7 +361,8 @@ class NumbaOps(Ops):
 
     def prepare(self, params, matrices=(), quantize=None):
         """Weights as float32 C-contiguous NumPy arrays, names unchanged (no copy when they already are);
-        each name in `matrices` packed for gemm.matmul, as int8 with quantize="int8".
+        each name in `matrices` packed for gemm.matmul, as int8 with quantize="int8", all in one
+        gemm.Arena (on huge pages where the OS has them).
 
         The first time this machine prepares a model, every kernel of the forward pass is compiled
         first (warmup.py: one notice on stderr, then never again)."""
@@ -369,11 +370,13 @@ class NumbaOps(Ops):
         if matrices:
             warmup.ensure_compiled(self, _cache_dir(), warmup.kernel_sets(quantize))
         prepared = {name: _writable_vector(np.ascontiguousarray(value, dtype=np.float32)) for name, value in params.items()}
-        for name in matrix_names(prepared, matrices):
+        names = matrix_names(prepared, matrices)
+        arena = gemm.Arena.for_matrices([prepared[name].shape for name in names], int8=quantize == "int8")
+        for name in names:
             if quantize == "int8":
-                prepared[name] = gemm.pack_int8(*quantize_matrix(prepared[name], repr(name)))
+                prepared[name] = gemm.pack_int8(*quantize_matrix(prepared[name], repr(name)), arena)
             else:
-                prepared[name] = gemm.pack_float32(prepared[name])
+                prepared[name] = gemm.pack_float32(prepared[name], arena)
         return prepared
 
     def asarray(self, x):

@@ -226,6 +226,39 @@ def test_float32_packing_round_trips_and_linear_matches():
         assert np.abs(out - x @ w.T).max() <= 32 * EPS * (np.abs(x) @ np.abs(w).T).max()
 
 
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_prepare_packs_every_matrix_into_one_arena_with_the_same_results(quantize):
+    rng = np.random.default_rng(12)
+    shapes = {"a": (37, 19), "b": (16, 64), "c": (5, 3)}  # odd In, a whole panel, less than one panel
+    params = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+    prepared = cpu.NumbaOps().prepare(params, matrices=list(shapes), quantize=quantize)
+    buffers = {id(_allocation(prepared[name].panels)) for name in shapes}
+    assert len(buffers) == 1, "one allocation for all the panels"
+    for name, w in params.items():
+        alone = gemm.pack_int8(*R.quantize_matrix(w)) if quantize else gemm.pack_float32(w)
+        packed = prepared[name]
+        assert packed.panels.ctypes.data % gemm.ALIGN == 0
+        assert packed.shape == alone.shape and np.array_equal(packed.panels, alone.panels), name
+        x = rng.standard_normal((gemm.TILE_ROWS + 1, w.shape[1])).astype(np.float32)
+        bias = np.zeros(w.shape[0], np.float32)
+        ours, theirs = (gemm.matmul(x, m, bias, np.empty((len(x), w.shape[0]), np.float32), 2) for m in (packed, alone))
+        assert np.array_equal(ours, theirs), name
+
+
+def test_an_arena_refuses_what_it_has_no_room_for():
+    arena = gemm.Arena.for_matrices([(16, 8)])
+    gemm.pack_float32(np.ones((16, 8), np.float32), arena)
+    with pytest.raises(ValueError, match=r"arena of 512 bytes: no room for \(1, 1, 16\) float32 at byte 512"):
+        gemm.pack_float32(np.ones((1, 1), np.float32), arena)
+
+
+def _allocation(array):
+    """The object that owns an array's memory (the end of its chain of bases)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array.base if array.base is not None else array
+
+
 def test_row_blocks_do_not_change_results(monkeypatch):
     rng = np.random.default_rng(7)
     x, w = rng.standard_normal((50, 40)).astype(np.float32), rng.standard_normal((20, 40)).astype(np.float32)
