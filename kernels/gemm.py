@@ -134,7 +134,7 @@ class PackedMatrix(NamedTuple):
 def _aligned_zeros(shape, dtype):
     """np.zeros(shape, dtype) whose data starts on an ALIGN-byte boundary."""
     dtype = np.dtype(dtype)
-    size = int(np.prod(shape)) * dtype.itemsize
+    size = _nbytes(shape, dtype)
     raw = np.zeros(size + ALIGN, np.uint8)
     start = (-raw.ctypes.data) % ALIGN
     return raw[start : start + size].view(dtype).reshape(shape)
@@ -145,7 +145,8 @@ def _huge_page_zeros(nbytes):
     such advice (Linux: transparent huge pages in `madvise` or `always` mode)."""
     if nbytes == 0 or not hasattr(mmap, "MADV_HUGEPAGE"):
         return _aligned_zeros((nbytes,), np.uint8)
-    # Private: mmap's default, shared memory, follows a huge-page setting of its own (off by default).
+    # MAP_PRIVATE: mmap's default mapping is shared memory, which follows a huge-page setting of its own
+    # (/sys/kernel/mm/transparent_hugepage/shmem_enabled, off by default).
     memory = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     try:
         memory.madvise(mmap.MADV_HUGEPAGE)
@@ -176,18 +177,20 @@ class Arena:
 
     def zeros(self, shape, dtype):
         dtype = np.dtype(dtype)
-        size = int(np.prod(shape)) * dtype.itemsize
-        start = self.used
+        size, start = _nbytes(shape, dtype), self.used
         if start + size > self.buffer.size:
             raise ValueError(f"arena of {self.buffer.size} bytes: no room for {shape} {dtype} at byte {start}")
         self.used = start + _aligned_size(shape, dtype)
         return self.buffer[start : start + size].view(dtype).reshape(shape)
 
 
+def _nbytes(shape, dtype):
+    return int(np.prod(shape)) * np.dtype(dtype).itemsize
+
+
 def _aligned_size(shape, dtype):
     """Bytes an array takes in an Arena: its own, rounded up to ALIGN."""
-    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    return -(-size // ALIGN) * ALIGN
+    return -(-_nbytes(shape, dtype) // ALIGN) * ALIGN
 
 
 def _panels_layout(shape, int8):
