@@ -161,9 +161,10 @@ class Arena:
     Why: a pass over few rows streams every weight from memory once, and on 4 KiB pages that is a
     TLB miss per page. One allocation advised for huge pages (2 MiB on x86) holds them all; numpy
     asks for huge pages only for allocations of 4 MiB and more, which a 768 x 768 float32 panel set
-    (2.4 MB) and every int8 one of DistilBERT are not. The 36 products of a DistilBERT pass
-    (2 threads, in one process, the same panels in the arena or one array each, 150 rounds):
-    int8 1 row 0.95x, 8 rows 0.96x the time (advised against huge pages instead: 1.02x, 1.02x).
+    (2.4 MB) and every int8 one of DistilBERT are not. The 36 int8 products of a DistilBERT pass
+    (2-core AMD EPYC, Zen 3, AVX2 + FMA; 2 threads; the same panels in the arena or one array each,
+    alternating in one process, 150 rounds): 1 row 0.95x, 8 rows 0.96x the time (advised against
+    huge pages instead: 1.02x, 1.02x).
     """
 
     def __init__(self, nbytes):
