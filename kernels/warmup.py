@@ -139,7 +139,11 @@ def exercise(ops, quantize=None):
     from .reference import quantize_matrix
 
     rng = np.random.default_rng(0)
-    weight = rng.standard_normal((20, 8)).astype(np.float32)  # [Out, In]: a whole and a partial panel
+    # [Out, In]: a whole and a partial panel, so that the product splits over threads (a panel is 16
+    # columns with AVX2, 32 with AVX-512: a fixed 20 was one panel there, and the parallel variant
+    # compiled later, in the first model's pass)
+    out_features = gemm.PANEL + 4
+    weight = rng.standard_normal((out_features, 8)).astype(np.float32)
     packed = gemm.pack_int8(*quantize_matrix(weight)) if quantize == "int8" else gemm.pack_float32(weight)
     gamma, beta = np.ones(8, np.float32), np.zeros(8, np.float32)
     saved = ops.serial_work, ops.threads
@@ -148,7 +152,7 @@ def exercise(ops, quantize=None):
         for serial_work in (0, 1 << 62):  # everything through the pool, then everything in this thread
             ops.serial_work = serial_work
             x = rng.standard_normal((2, 7, 8)).astype(np.float32)  # [B, S, D]: whole and edge tiles
-            ops.linear(x, packed, rng.standard_normal(20).astype(np.float32), "gelu")
+            ops.linear(x, packed, rng.standard_normal(out_features).astype(np.float32), "gelu")
             if quantize is not None:
                 continue
             h = ops.layernorm(x, gamma, beta, 1e-12)

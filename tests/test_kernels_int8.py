@@ -246,9 +246,10 @@ def test_prepare_packs_every_matrix_into_one_arena_with_the_same_results(quantiz
 
 
 def test_an_arena_refuses_what_it_has_no_room_for():
-    arena = gemm.Arena.for_matrices([(16, 8)])
-    gemm.pack_float32(np.ones((16, 8), np.float32), arena)
-    with pytest.raises(ValueError, match=r"arena of 512 bytes: no room for \(1, 1, 16\) float32 at byte 512"):
+    arena = gemm.Arena.for_matrices([(gemm.PANEL, 8)])  # one panel: 8 x PANEL float32
+    gemm.pack_float32(np.ones((gemm.PANEL, 8), np.float32), arena)
+    full = 8 * gemm.PANEL * 4
+    with pytest.raises(ValueError, match=rf"arena of {full} bytes: no room for \(1, 1, {gemm.PANEL}\) float32 at byte {full}"):
         gemm.pack_float32(np.ones((1, 1), np.float32), arena)
 
 
@@ -339,7 +340,7 @@ def _tile_asm(kernel, *arrays):
 
 
 @pytest.mark.skipif("avx2" not in isa.features(), reason="the instruction check is for x86 with AVX2")
-def test_tiles_compile_to_fma_and_pmaddwd():
+def test_tiles_compile_to_fma_and_the_pair_product():
     rows, width = gemm.TILE_ROWS, gemm.PANEL
     x = np.ones((rows, 8), np.float32)
     out = np.empty((rows, width), np.float32)
@@ -347,7 +348,9 @@ def test_tiles_compile_to_fma_and_pmaddwd():
     assert "vfmadd" in asm
     asm = _tile_asm(gemm._I8_TILE, np.ones((rows, 8), np.int16), np.ones((rows, 2), np.float32),
                     np.ones(8 * width, np.int8), np.zeros(width, np.float32), out)
-    assert "vpmaddwd" in asm and "vpmulld" not in asm  # the pair product, not a 32-bit multiply per lane
+    # the pair product, not a 32-bit multiply per lane; with VNNI it and the sum are one vpdpwssd
+    pair_product = "vpdpwssd" if isa.features() & {"avx512vnni", "avxvnni"} else "vpmaddwd"
+    assert pair_product in asm and "vpmulld" not in asm
 
 
 OTHER_UNIT = r"""
