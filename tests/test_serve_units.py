@@ -2,6 +2,7 @@
 
 import itertools
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -80,8 +81,19 @@ def passes_and_rows(metrics):
 def test_batcher_runs_rows_of_concurrent_calls_together_and_pads_them_back(tiny_dirs):
     pipe = pipeline("token-classification", model=str(tiny_dirs["ner"]), backend="numpy")
     model, metrics = pipe.model, ServerMetrics()
-    batcher = Batcher(model, token_outputs=("logits",), pad_id=0, cost_model=CostModel(1.0, 0.0),
-                      max_tokens=16384, max_rows=None, metrics=metrics)
+    first_pass = threading.Event()
+
+    def first_pass_waits_for_every_row(input_ids, **kwargs):
+        """The model, whose first pass waits (up to 10 s) until all 8 rows have come: on a busy machine
+        the worker could otherwise take each call alone before the next one arrives (seen: 4 passes)."""
+        deadline = time.monotonic() + 10
+        while not first_pass.is_set() and len(batcher._pending) + len(input_ids) < 8 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        first_pass.set()
+        return model(input_ids=input_ids, **kwargs)
+
+    batcher = Batcher(first_pass_waits_for_every_row, token_outputs=("logits",), pad_id=0,
+                      cost_model=CostModel(1.0, 0.0), max_tokens=16384, max_rows=None, metrics=metrics)
     stand_in = BatchingModel(model, batcher)
     rng = np.random.default_rng(0)
     calls = []
