@@ -18,10 +18,19 @@ and on a machine with as many threads as cores that spinning steals the cores
 from the next BLAS call (measured on 2 cores: a 128x768x3072 GEMM followed by a
 trivial parallel kernel, 8.0 ms instead of 3.6 ms; at 8 rows, 8.0 instead of
 0.8 ms: `python tools/bench/bench_kernels.py spin`). So this module asks OpenMP to
-sleep at once (OMP_WAIT_POLICY=PASSIVE, unless the user set it) before the
-runtime starts, and prefers the OpenMP threading layer, whose wake-up costs
-~20 us; TBB and the workqueue layer are the fallbacks. The setting only takes
-effect if no OpenMP runtime has started in this process yet. OpenBLAS's own
+sleep soon (OMP_WAIT_POLICY=PASSIVE, unless the user set it) before the
+runtime starts, and prefers the OpenMP threading layer; TBB and the workqueue
+layer are the fallbacks. Sleeping at once makes every parallel region wake the
+pool, and a wake-up costs ~20 us on one machine (2-core AMD EPYC, Zen 3) but
+~60 us on another (Zen 4, in the same kind of VM; the workqueue layer ~120):
+a 1 x 8 pass runs ~60 regions. So libgomp spins GOMP_SPINCOUNT = 10,000 rounds
+first (unless the user set it): ~0.3 ms on Zen 4, enough to span the Python
+between two kernels of a pass, short enough that the next BLAS call finds the
+cores free again. Zen 4, 2 threads, the same model in alternating processes,
+two runs: 1 x 8 float32 16.9-27.6 -> 12.8-15.5 ms, int8 10.6-16.3 -> 4.9-5.6,
+1 x 128 77.7-106.1 -> 69.8-70.9 (median of 15-40 passes); a region after
+200 us of serial work 77 -> 2 us. The settings only take effect if no OpenMP
+runtime has started in this process yet. OpenBLAS's own
 threads spin after each call as well, slowing the Numba kernel that follows
 (measured when the products still went to BLAS: GELU after the FFN GEMM):
 blas.sleep_when_idle() makes them sleep at once too.
@@ -38,6 +47,8 @@ import sys
 import threading
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by libgomp / libomp when it loads
+OMP_SPIN_ROUNDS = 10_000
+os.environ.setdefault("GOMP_SPINCOUNT", str(OMP_SPIN_ROUNDS))  # libgomp: spin this many rounds, then sleep
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402

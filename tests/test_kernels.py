@@ -225,22 +225,23 @@ def test_blas_threads_follow_the_latest_backend_from_any_thread():
         blas.set_threads(before)
 
 
-def test_openmp_threads_sleep_instead_of_spinning():
-    """Importing the Numba backend asks OpenMP to sleep at once (see kernels/cpu.py), unless the user chose."""
+def test_openmp_threads_spin_briefly_then_sleep():
+    """Importing the Numba backend asks OpenMP to sleep after a short spin (see kernels/cpu.py), unless the user chose."""
     code = (
         "import os, numpy as np\n"
         "from minidistil.kernels.cpu import NumbaOps\n"
         "NumbaOps().activation(np.ones((4, 4), np.float32), 'relu')\n"
-        "import numba; print(os.environ['OMP_WAIT_POLICY'], numba.threading_layer())"
+        "import numba; print(os.environ['OMP_WAIT_POLICY'], os.environ['GOMP_SPINCOUNT'], numba.threading_layer())"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "NUMBA_THREADING_LAYER")}
+    names = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NUMBA_THREADING_LAYER")
+    env = {k: v for k, v in os.environ.items() if k not in names}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    policy, layer = out.stdout.split()
-    assert policy == "PASSIVE"
+    policy, rounds, layer = out.stdout.split()
+    assert (policy, rounds) == ("PASSIVE", str(cpu.OMP_SPIN_ROUNDS))
     assert layer in ("omp", "tbb", "workqueue")
-    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    env.update(OMP_WAIT_POLICY="ACTIVE", GOMP_SPINCOUNT="0")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split()[0] == "ACTIVE"
+    assert out.stdout.split()[:2] == ["ACTIVE", "0"]
 
 
 def test_openblas_threads_sleep_instead_of_spinning():

@@ -66,6 +66,16 @@ def timed(fn, n=60):
     return statistics.median(ts) * 1e3, min(ts) * 1e3
 
 
+def woken(gap_s=200e-6, n=200):  # a parallel region after `gap_s` of work in this thread: the pool's wake-up
+    times = []
+    for _ in range(n):
+        end = time.perf_counter() + gap_s
+        while time.perf_counter() < end:
+            pass
+        t = time.perf_counter(); touch(y); times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e6
+
+
 rng = np.random.default_rng(0)
 rows = []
 for m in (8, 128):
@@ -76,7 +86,7 @@ for m in (8, 128):
     gemm = timed(lambda: np.matmul(x, w.T, out=y))
     both = timed(lambda: (np.matmul(x, w.T, out=y), touch(y)))
     rows.append(f"M={m}: GEMM {gemm[0]:.2f} ms, GEMM + parallel kernel {both[0]:.2f} ms")
-print(f"layer={numba.threading_layer()}: " + "; ".join(rows))
+print(f"layer={numba.threading_layer()}: " + "; ".join(rows) + f"; a parallel region 200 us after the last {woken():.0f} us")
 """
 
 
@@ -122,10 +132,15 @@ print(f"GEMM {gemm:.2f} ms + GELU pass {kernel:.2f} ms = {gemm + kernel:.2f}; on
 def spin(threads):
     print(f"## OpenMP spin-wait vs BLAS ({threads} threads): GEMM (M x 768) @ (768 x 3072), then a trivial "
           "Numba parallel kernel, repeated; medians")
-    setups = [
-        ("omp, OMP_WAIT_POLICY unset (libgomp spins)", {"NUMBA_THREADING_LAYER": "omp"}, ("OMP_WAIT_POLICY",)),
-        ("omp, OMP_WAIT_POLICY=PASSIVE (kernels/cpu.py's default)", {"NUMBA_THREADING_LAYER": "omp", "OMP_WAIT_POLICY": "PASSIVE"}, ()),
-        ("workqueue", {"NUMBA_THREADING_LAYER": "workqueue"}, ("OMP_WAIT_POLICY",)),
+    from minidistil.kernels.cpu import OMP_SPIN_ROUNDS
+
+    omp, policy, rounds = "NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"
+    setups = [  # label, variables set, variables removed
+        ("omp, OMP_WAIT_POLICY unset (libgomp spins ~300,000 rounds)", {omp: "omp"}, (policy, rounds)),
+        ("omp, OMP_WAIT_POLICY=PASSIVE alone (no spin)", {omp: "omp", policy: "PASSIVE"}, (rounds,)),
+        (f"omp, PASSIVE + GOMP_SPINCOUNT={OMP_SPIN_ROUNDS} (kernels/cpu.py's default)",
+         {omp: "omp", policy: "PASSIVE", rounds: str(OMP_SPIN_ROUNDS)}, ()),
+        ("workqueue", {omp: "workqueue"}, (policy, rounds)),
     ]
     for label, extra, drop in setups:
         env = {k: v for k, v in os.environ.items() if k not in drop}
