@@ -109,8 +109,14 @@ def make_checkpoint(directory, ref_python):
                        stdout=subprocess.DEVNULL)
 
 
+# The environment as the bench was started: importing minidistil's Numba backend here (to write the
+# checkpoint) sets OMP_WAIT_POLICY, GOMP_SPINCOUNT and OPENBLAS_THREAD_TIMEOUT in this process
+# (kernels/cpu.py), which PyTorch's OpenMP threads would otherwise inherit.
+STARTING_ENV = dict(os.environ)
+
+
 def thread_env(threads):
-    env = dict(os.environ)
+    env = dict(STARTING_ENV)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MINIDISTIL_THREADS"):
         env[name] = str(threads)
     env.pop("MINIDISTIL_BACKEND", None)
@@ -277,11 +283,12 @@ def cold_start(python, ref_python, model, repeats):
         commands["transformers pipeline"] = ([ref_python, "-c", code, str(model), FILL_MASK_TEXT], {})
     times = {name: [] for name in commands}
     for name, (cmd, _) in commands.items():  # untimed: fill the OS page cache and the Numba cache
-        subprocess.run(cmd, cwd=str(ROOT), capture_output=True, check=True)
+        subprocess.run(cmd, cwd=str(ROOT), env=STARTING_ENV, capture_output=True, check=True)
     for _ in range(repeats):
         for name, (cmd, _) in commands.items():
             start = time.perf_counter()
-            proc = subprocess.Popen(cmd, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            proc = subprocess.Popen(cmd, cwd=str(ROOT), env=STARTING_ENV, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, text=True)
             proc.stdout.readline()
             times[name].append(time.perf_counter() - start)
             proc.communicate()
