@@ -122,10 +122,12 @@ def test_batcher_runs_rows_of_concurrent_calls_together_and_pads_them_back(tiny_
     for (ids, mask), result in zip(calls, results):
         direct = model(input_ids=ids, attention_mask=mask, return_numpy=True).logits  # (2, W, labels)
         assert result["logits"].shape == direct.shape
-        # Raw logits of this random head reach ~4: float32 rounding of another grouping is relative.
-        np.testing.assert_allclose(result["logits"][0], direct[0], rtol=1e-5, atol=1e-5)
+        # Raw logits of this random head reach ~4, and a row padded to another width is summed in another
+        # grouping: float32 rounding of the row's scale, so the bound is the project's 1e-4 on logits (seen:
+        # 1.2e-5 on a logit of 0.07 beside ones of 4).
+        np.testing.assert_allclose(result["logits"][0], direct[0], rtol=1e-5, atol=1e-4)
         kept = int(mask[1].sum())
-        np.testing.assert_allclose(result["logits"][1, :kept], direct[1, :kept], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(result["logits"][1, :kept], direct[1, :kept], rtol=1e-5, atol=1e-4)
         assert not result["logits"][1, kept:].any()  # zeros past the row's tokens (pipelines cut them)
 
 
