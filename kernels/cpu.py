@@ -25,8 +25,9 @@ pool, and a wake-up costs ~20 us on one machine (2-core AMD EPYC, Zen 3) but
 ~60 us on another (Zen 4, in the same kind of VM; the workqueue layer ~120):
 a 1 x 8 pass runs ~60 regions. So libgomp spins GOMP_SPINCOUNT = 10,000 rounds
 first (unless the user set it): ~0.3 ms on Zen 4, enough to span the Python
-between two kernels of a pass, short enough that the next BLAS call finds the
-cores free again. Zen 4, 2 threads, the same model in alternating processes,
+between two kernels of a pass. Its price is paid by a BLAS call right after a
+kernel (a weight prepare() did not pack: adapters), which waits out the spin:
+~0.3 ms at 8 rows, nothing measurable at 128 (README, "Threads that spin"). Zen 4, 2 threads, the same model in alternating processes,
 two runs: 1 x 8 float32 16.9-27.6 -> 12.8-15.5 ms, int8 10.6-16.3 -> 4.9-5.6,
 1 x 128 77.7-106.1 -> 69.8-70.9 (median of 15-40 passes); a region after
 200 us of serial work 77 -> 2 us. The settings only take effect if no OpenMP

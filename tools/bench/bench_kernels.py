@@ -41,8 +41,10 @@ def fmt(t):
 
 
 SPIN_CHILD = r"""
-import sys, time, statistics
+import os, sys, time, statistics
 import numpy as np
+if sys.argv[2] == "shipped":  # before Numba starts OpenMP: what importing the backend sets, as a model gets it
+    from minidistil.kernels import cpu  # noqa: F401
 import numba
 from numba import njit, prange
 from minidistil.kernels import blas
@@ -67,15 +69,18 @@ def timed(fn, n=60):
 
 
 def woken(gap_s=200e-6, n=200):  # a parallel region after `gap_s` of work in this thread: the pool's wake-up
+    small = np.zeros((threads, 1))  # (measured before any GEMM: OpenBLAS's spinning threads keep cores awake)
+    touch(small)
     times = []
     for _ in range(n):
         end = time.perf_counter() + gap_s
         while time.perf_counter() < end:
             pass
-        t = time.perf_counter(); touch(y); times.append(time.perf_counter() - t)
+        t = time.perf_counter(); touch(small); times.append(time.perf_counter() - t)
     return statistics.median(times) * 1e6
 
 
+wake_us = woken()
 rng = np.random.default_rng(0)
 rows = []
 for m in (8, 128):
@@ -86,7 +91,10 @@ for m in (8, 128):
     gemm = timed(lambda: np.matmul(x, w.T, out=y))
     both = timed(lambda: (np.matmul(x, w.T, out=y), touch(y)))
     rows.append(f"M={m}: GEMM {gemm[0]:.2f} ms, GEMM + parallel kernel {both[0]:.2f} ms")
-print(f"layer={numba.threading_layer()}: " + "; ".join(rows) + f"; a parallel region 200 us after the last {woken():.0f} us")
+waits = ", ".join(f"{name}={os.environ.get(name, 'unset')}" for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+                                                                         "OPENBLAS_THREAD_TIMEOUT"))
+print(f"layer={numba.threading_layer()} ({waits}): " + "; ".join(rows)
+      + f"; a parallel region 200 us after the last {wake_us:.0f} us")
 """
 
 
@@ -132,27 +140,25 @@ print(f"GEMM {gemm:.2f} ms + GELU pass {kernel:.2f} ms = {gemm + kernel:.2f}; on
 def spin(threads):
     print(f"## OpenMP spin-wait vs BLAS ({threads} threads): GEMM (M x 768) @ (768 x 3072), then a trivial "
           "Numba parallel kernel, repeated; medians")
-    from minidistil.kernels.cpu import OMP_SPIN_ROUNDS
-
-    omp, policy, rounds = "NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"
-    setups = [  # label, variables set, variables removed
-        ("omp, OMP_WAIT_POLICY unset (libgomp spins ~300,000 rounds)", {omp: "omp"}, (policy, rounds)),
-        ("omp, OMP_WAIT_POLICY=PASSIVE alone (no spin)", {omp: "omp", policy: "PASSIVE"}, (rounds,)),
-        (f"omp, PASSIVE + GOMP_SPINCOUNT={OMP_SPIN_ROUNDS} (kernels/cpu.py's default)",
-         {omp: "omp", policy: "PASSIVE", rounds: str(OMP_SPIN_ROUNDS)}, ()),
-        ("workqueue", {omp: "workqueue"}, (policy, rounds)),
+    starting_env = dict(os.environ)  # another table may import cpu.py, which sets OpenMP's and OpenBLAS's waits here
+    omp, waits = "NUMBA_THREADING_LAYER", ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT")
+    setups = [  # label, variables set, whether the child imports the backend first (which sets the rest)
+        ("omp, OMP_WAIT_POLICY unset (libgomp spins ~300,000 rounds)", {omp: "omp"}, False),
+        ("omp, OMP_WAIT_POLICY=PASSIVE alone (no spin)", {omp: "omp", "OMP_WAIT_POLICY": "PASSIVE"}, False),
+        ("omp, as kernels/cpu.py sets the waits (the shipped default)", {omp: "omp"}, True),
+        ("workqueue", {omp: "workqueue"}, False),
     ]
-    for label, extra, drop in setups:
-        env = {k: v for k, v in os.environ.items() if k not in drop}
+    for label, extra, shipped in setups:
+        env = {k: v for k, v in starting_env.items() if k not in waits}
         env.update(extra)
-        res = subprocess.run([sys.executable, "-c", SPIN_CHILD, str(threads)], env=env, cwd=ROOT,
-                             capture_output=True, text=True)
+        res = subprocess.run([sys.executable, "-c", SPIN_CHILD, str(threads), "shipped" if shipped else "bare"],
+                             env=env, cwd=ROOT, capture_output=True, text=True)
         print(f"- {label}: {res.stdout.strip() or res.stderr.strip().splitlines()[-1]}")
     print(f"## OpenBLAS spin-wait vs the next Numba kernel ({threads} threads): GEMM (128 x 768) @ (768 x 3072), "
           "then the GELU pass over its output (a linear whose weight is not packed)")
     for label, timeout in (("OpenBLAS default (OPENBLAS_THREAD_TIMEOUT=28: spins ~0.1 s)", "28"),
                            ("as kernels/cpu.py sets it (OPENBLAS_THREAD_TIMEOUT=4)", None)):
-        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+        env = {k: v for k, v in starting_env.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
         if timeout:
             env["OPENBLAS_THREAD_TIMEOUT"] = timeout
         res = subprocess.run([sys.executable, "-c", BLAS_SPIN_CHILD, str(threads)], env=env, cwd=ROOT,
