@@ -23,15 +23,27 @@ Layouts (PANEL = columns of one register tile, isa-derived: 16 with AVX2):
 
     float32   panels [P, In, PANEL]          panel p holds output rows p*PANEL ... p*PANEL+PANEL-1,
                                              column by column: one vector load per k
-    int8      panels [P, In2 / 2, PANEL, 2]  two consecutive k of each output row side by side,
-                                             In2 = In rounded up to even: the operand of pmaddwd
-                                             (int16 pairs), sign-extended from int8 in the kernel
+    int8      panels [P, InG / G, PANEL, G]  G = K_GROUP consecutive k of each output row side by
+                                             side, InG = In rounded up to a multiple of G: with AVX-512
+                                             VNNI G = 4, the signed operand of vpdpbusd; else G = 2, the
+                                             operand of pmaddwd (int16 pairs), sign-extended in the kernel
 
-P = ceil(Out / PANEL); the rows past Out are zero, and so is the padding column.
+P = ceil(Out / PANEL); the rows past Out are zero, and so are the padding columns.
 Memory: float32 panels take the weight's own size (+ padding to a multiple of
 PANEL rows), a second copy beside the checkpoint's memory-mapped arrays; int8
-panels a quarter of it, plus two float32 per output row (its scale, and the
-term a quantized input row's center multiplies: reference.dequantize).
+panels a quarter of it, plus three numbers per output row (its scale, the term
+a quantized input row's center multiplies: reference.dequantize, and where its
+int32 sum starts).
+
+int8 activations. Each row of x is quantized at run time (reference.quantize_rows)
+and stored as the tiles read it, one 4-byte word per K_GROUP inner indices:
+int16 values with pairs, unsigned bytes q + 128 with the byte dot product
+(vpdpbusd multiplies unsigned by signed bytes; the q of an activation row are
+signed). The sum over k of (q + 128) w is the spec's sum plus 128 sum_k w, so
+each column's sum starts from -128 sum_k w (PackedMatrix.sum_starts): the same
+int32s either way. Why: vpdpbusd does 64 multiply-adds per instruction, 4 per
+32-bit lane, against vpdpwssd's 32 and vpmaddwd's 32 (+ a vpaddd), and reads the
+weight bytes as they are stored (no vpmovsxbw).
 
 Tiles. A tile is TILE_ROWS rows x PANEL columns, its accumulators in
 registers for the whole inner dimension (simd.py). Its shape comes from the
@@ -101,16 +113,20 @@ EDGE_ROWS = 2
 _F32_TILE = simd.fma_tile(TILE_ROWS, TILE_VECTORS, LANES)
 _F32_EDGE, _F32_EDGE_PAIR = (simd.fma_tile(EDGE_ROWS, TILE_VECTORS, LANES, panels) for panels in (1, 2))
 FLOAT32_TILE = _F32_TILE  # for other kernels made of small products (cpu.py's attention)
-_I8_TILE = simd.madd_tile(TILE_ROWS, TILE_VECTORS, LANES)
-_I8_EDGE, _I8_EDGE_PAIR = (simd.madd_tile(EDGE_ROWS, TILE_VECTORS, LANES, panels) for panels in (1, 2))
+# Inner indices per 4-byte word of a quantized row, and what an activation's q is stored as (module docstring).
+K_GROUP = 4 if isa.byte_dot_product() else 2
+X_DTYPE, X_OFFSET = (np.dtype(np.uint8), 128) if K_GROUP == 4 else (np.dtype(np.int16), 0)
+_I8_TILE = simd.madd_tile(TILE_ROWS, TILE_VECTORS, LANES, group=K_GROUP)
+_I8_EDGE, _I8_EDGE_PAIR = (simd.madd_tile(EDGE_ROWS, TILE_VECTORS, LANES, panels, K_GROUP) for panels in (1, 2))
 
 
 class PackedMatrix(NamedTuple):
     """A weight [Out, In] in panel layout (float32 or int8), as `matmul` takes it."""
 
-    panels: np.ndarray  # float32 [P, In, PANEL] or int8 [P, In2 / 2, PANEL, 2]
+    panels: np.ndarray  # float32 [P, In, PANEL] or int8 [P, InG / K_GROUP, PANEL, K_GROUP]
     scales: Optional[np.ndarray]  # int8: float32 [P * PANEL], each output row's scale (0 past Out); else None
     center_weights: Optional[np.ndarray]  # int8: float32 [P * PANEL], QuantizedMatrix.center_weights padded
+    sum_starts: Optional[np.ndarray]  # int8: int32 [P * PANEL], -X_OFFSET * the sum of each output row's values
     shape: tuple  # (Out, In)
 
     @property
@@ -119,7 +135,8 @@ class PackedMatrix(NamedTuple):
 
     @property
     def nbytes(self):
-        return self.panels.nbytes + sum(a.nbytes for a in (self.scales, self.center_weights) if a is not None)
+        return self.panels.nbytes + sum(a.nbytes for a in (self.scales, self.center_weights, self.sum_starts)
+                                        if a is not None)
 
     def rows(self, ids):
         """float32 rows `ids` of the matrix (dequantized for int8): what an embedding lookup reads. ids [...] -> [..., In]."""
@@ -199,7 +216,7 @@ def _panels_layout(shape, int8):
     out_features, in_features = shape
     count = -(-out_features // PANEL)
     if int8:
-        return (count, (in_features + in_features % 2) // 2, PANEL, 2), np.dtype(np.int8)
+        return (count, -(-in_features // K_GROUP), PANEL, K_GROUP), np.dtype(np.int8)
     return (count, in_features, PANEL), np.dtype(np.float32)
 
 
@@ -222,21 +239,25 @@ def pack_float32(weight, arena=None):
     padded = np.zeros((count * PANEL, in_features), np.float32)
     padded[: weight.shape[0]] = weight
     panels[...] = padded.reshape(count, PANEL, in_features).transpose(0, 2, 1)
-    return PackedMatrix(panels, None, None, weight.shape)
+    return PackedMatrix(panels, None, None, None, weight.shape)
 
 
 def pack_int8(values, scales, arena=None):
-    """A reference.QuantizedMatrix (int8 values [Out, In], float32 scales [Out]) -> PackedMatrix [P, In2/2, PANEL, 2]
-    (the panels in `arena` when given)."""
+    """A reference.QuantizedMatrix (int8 values [Out, In], float32 scales [Out]) -> PackedMatrix
+    [P, InG / K_GROUP, PANEL, K_GROUP] (the panels in `arena` when given)."""
     matrix = QuantizedMatrix(np.asarray(values, dtype=np.int8), np.asarray(scales, dtype=np.float32))
     out_features, in_features = matrix.shape
     panels = _panel_zeros(matrix.shape, True, arena)
-    count, in_pairs = panels.shape[:2]
-    padded = np.zeros((count * PANEL, 2 * in_pairs), np.int8)
+    count, steps = panels.shape[:2]
+    padded = np.zeros((count * PANEL, K_GROUP * steps), np.int8)
     padded[:out_features, :in_features] = matrix.values
-    panels[...] = padded.reshape(count, PANEL, in_pairs, 2).transpose(0, 2, 1, 3)
+    panels[...] = padded.reshape(count, PANEL, steps, K_GROUP).transpose(0, 2, 1, 3)
+    if (127 + X_OFFSET) * 127 * in_features >= 2**31:  # the largest |int32 sum| a tile can reach
+        raise ValueError(f"int8 products sum at most {(2**31 - 1) // ((127 + X_OFFSET) * 127)} inputs in int32, "
+                         f"got a weight of In = {in_features}")
+    sum_starts = -X_OFFSET * padded.sum(axis=1, dtype=np.int32)
     return PackedMatrix(panels, _padded(matrix.scales, count * PANEL), _padded(matrix.center_weights(), count * PANEL),
-                        (out_features, in_features))
+                        sum_starts.astype(np.int32), (out_features, in_features))
 
 
 def row_block(in_features, itemsize):
@@ -248,8 +269,8 @@ def row_block(in_features, itemsize):
 # ---------------------------------------------------------------- kernels
 
 
-def _tile(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, bias, c0, out,
-          out_off, out_stride):
+def _tile(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, w_start, bias, c0,
+          out, out_off, out_stride):
     """One register tile from panel p: TILE_ROWS rows of it when edge_panels is 0, else EDGE_ROWS rows
     of edge_panels panels (1 or 2) from p; float32 when x_affine is None, else int8.
 
@@ -260,11 +281,11 @@ def _tile(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p,
 
 
 @overload(_tile)
-def _tile_for_types(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, bias, c0,
-                    out, out_off, out_stride):
+def _tile_for_types(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, w_start,
+                    bias, c0, out, out_off, out_stride):
     if isinstance(x_affine, types.NoneType):
-        def float32_tile(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, bias,
-                         c0, out, out_off, out_stride):
+        def float32_tile(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center,
+                         w_start, bias, c0, out, out_off, out_stride):
             depth = panels.shape[1]
             args = (x, x_off, x_stride, x_step, panels, p * depth * PANEL, bias, c0, out, out_off, out_stride, depth)
             if edge_panels == 0:
@@ -276,11 +297,11 @@ def _tile_for_types(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, 
 
         return float32_tile
 
-    def int8_tile(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, bias, c0,
-                  out, out_off, out_stride):
-        pairs = panels.shape[1]
-        args = (x, x_off, x_stride, x_step, x_affine, row_off, panels, p * pairs * 2 * PANEL, w_scale, w_center, bias,
-                c0, out, out_off, out_stride, pairs)
+    def int8_tile(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, w_start,
+                  bias, c0, out, out_off, out_stride):
+        steps = panels.shape[1]
+        args = (x, x_off, x_stride, x_step, x_affine, row_off, panels, p * steps * K_GROUP * PANEL, w_scale, w_center,
+                w_start, bias, c0, out, out_off, out_stride, steps)
         if edge_panels == 0:
             _I8_TILE(*args)
         elif edge_panels == 1:
@@ -343,7 +364,7 @@ def _padded_rows(x, start):
 def _tile_operands(x, x_affine, edge_start):
     """(x as the 4-byte words a tile reads one at a time, the edge rows' x_affine zero-padded to TILE_ROWS rows).
 
-    float32: (x itself, None). int8: (x int16 [N, In2] seen as int32 pairs, x_affine[edge_start:] padded).
+    float32: (x itself, None). int8: (x [N, InG] of X_DTYPE seen as int32 words, x_affine[edge_start:] padded).
     """
     raise NotImplementedError("_tile_operands is compiled into Numba kernels only")
 
@@ -356,13 +377,13 @@ def _tile_operands_for_types(x, x_affine, edge_start):
 
 
 @parallel_and_serial(CONTRACT)
-def _matmul(x, x_affine, panels, w_scale, w_center, bias, act, out, tasks, rows_per_block):
+def _matmul(x, x_affine, panels, w_scale, w_center, w_start, bias, act, out, tasks, rows_per_block):
     """out = act(x @ wᵀ + bias), out [N, Out] float32, C-contiguous arrays throughout.
 
-    float32: x [N, In], panels [P, In, PANEL]; x_affine, w_scale, w_center None.
-    int8: x int16 [N, In2] (int8 values, from _quantize_rows), x_affine [N, 2] (scale, center of each
-    row), panels int8 [P, In2 / 2, PANEL, 2], w_scale and w_center [P * PANEL] (PackedMatrix); the
-    tile dequantizes as it stores.
+    float32: x [N, In], panels [P, In, PANEL]; x_affine, w_scale, w_center, w_start None.
+    int8: x X_DTYPE [N, InG] (from _quantize_rows), x_affine [N, 2] (scale, center of each row),
+    panels int8 [P, InG / K_GROUP, PANEL, K_GROUP], w_scale, w_center and w_start [P * PANEL]
+    (PackedMatrix); the tile dequantizes as it stores.
     Tasks take whole tiles of rows when each gets at least rows_per_block of them, else a share
     of the panels (module docstring); rows in blocks of rows_per_block (whole tiles), each block
     packed side by side first (_row_packer). With the last block the panels also serve the last
@@ -404,7 +425,7 @@ def _matmul(x, x_affine, panels, w_scale, w_center, bias, act, out, tasks, rows_
                 for i in range(m0, m1, TILE_ROWS):
                     dst, dst_off, dst_stride = (out, i * cols + c0, cols) if direct else (scratch, 0, 2 * PANEL)
                     _tile(0, packed, (i - m0) * stride, 1, TILE_ROWS, x_affine, i, panels, p, w_scale, w_center,
-                          padded_bias, c0, dst, dst_off, dst_stride)
+                          w_start, padded_bias, c0, dst, dst_off, dst_stride)
                     if not direct:
                         _copy_tile(scratch, out, i, TILE_ROWS, c0, width)
                 # The edge rows while the panels are still in cache, not in a second pass: after every
@@ -414,7 +435,7 @@ def _matmul(x, x_affine, panels, w_scale, w_center, bias, act, out, tasks, rows_
                     q = p - pair
                     for e in range(0, rows - whole_rows, EDGE_ROWS):
                         _tile(pair + 1, packed, edge_at + e * stride, 1, EDGE_ROWS, edge_affine, e, panels, q, w_scale,
-                              w_center, padded_bias, q * PANEL, scratch, 0, 2 * PANEL)
+                              w_center, w_start, padded_bias, q * PANEL, scratch, 0, 2 * PANEL)
                         _copy_tile(scratch, out, whole_rows + e, min(EDGE_ROWS, rows - whole_rows - e), q * PANEL,
                                    min((pair + 1) * PANEL, cols - q * PANEL))
             if act != ACT_NONE:  # this task's part of the block, while it is still in cache
@@ -447,7 +468,8 @@ _ROW_RANGE = simd.row_range(LANES)
 
 @parallel_and_serial(set())
 def _quantize_rows(x, xq, affine):
-    """Each row of x [N, In] to int8 values (stored as int16 [N, In2], zero-padded) and its (scale, center) [N, 2].
+    """Each row of x [N, In] to int8 values q, stored as q + X_OFFSET in xq X_DTYPE [N, InG] (the padding
+    as q = 0), and its (scale, center) [N, 2].
 
     reference.quantize_rows is the specification, and this must give the very same integers: plain
     float32 arithmetic, no fast-math (max, min, a halving, a subtraction, one multiply and rint
@@ -456,7 +478,7 @@ def _quantize_rows(x, xq, affine):
     loop, so that both loops vectorize (one thread: 4096 x 768 4.0 -> 1.2 ms, 4096 x 3072 13.8 -> 7.0 ms).
     """
     cols = x.shape[1]
-    half_of, limit = np.float32(0.5), np.float32(127.0)
+    half_of, limit, offset = np.float32(0.5), np.float32(127.0), np.float32(X_OFFSET)
     for i in prange(x.shape[0]):
         hi, lo, finite = _ROW_RANGE(x, i * cols, cols)
         center = hi * half_of + lo * half_of
@@ -466,9 +488,9 @@ def _quantize_rows(x, xq, affine):
         row, values = x[i], xq[i]
         if finite:
             for j in range(cols):
-                values[j] = np.int16(min(max(np.rint((row[j] - center) * inverse), -limit), limit))
+                values[j] = min(max(np.rint((row[j] - center) * inverse), -limit), limit) + offset
         for j in range(cols if finite else 0, values.shape[0]):  # the padding; all of a row with inf or NaN
-            values[j] = 0
+            values[j] = X_OFFSET
         affine[i, 0] = scale if finite else np.float32(np.nan)
         affine[i, 1] = center if finite else np.float32(np.nan)
 
@@ -476,12 +498,13 @@ def _quantize_rows(x, xq, affine):
 # ---------------------------------------------------------------- entry point
 
 
-def quantize_rows(x, in_even, parallel):
-    """x [N, In] float32 -> (int16 [N, in_even] holding int8 values, float32 [N, 2] (scale, center) per row).
+def quantize_rows(x, in_padded, parallel):
+    """x [N, In] float32 -> (X_DTYPE [N, in_padded]: each int8 value q as q + X_OFFSET, float32 [N, 2] (scale,
+    center) per row); in_padded a multiple of K_GROUP.
 
     The values, scales and centers of reference.quantize_rows.
     """
-    xq = np.empty((x.shape[0], in_even), np.int16)
+    xq = np.empty((x.shape[0], in_padded), X_DTYPE)
     affine = np.empty((x.shape[0], 2), np.float32)
     (_quantize_rows.parallel if parallel else _quantize_rows.serial)(x, xq, affine)
     return xq, affine
@@ -498,8 +521,8 @@ def matmul(x, packed, bias, out, tasks, act=ACT_NONE):
     if packed.scales is not None:
         # The quantizer's loops are vector loops: as work, a vector of floats counts as one element
         # (one thread vs two, 768 columns: one faster up to 256 rows, two from 512).
-        x, x_affine = quantize_rows(x, packed.panels.shape[1] * 2, tasks > 1 and x.size >= SERIAL_WORK * LANES)
+        x, x_affine = quantize_rows(x, packed.panels.shape[1] * K_GROUP, tasks > 1 and x.size >= SERIAL_WORK * LANES)
     kernel = _matmul.parallel if tasks > 1 else _matmul.serial
-    kernel(x, x_affine, packed.panels, packed.scales, packed.center_weights, bias, act, out, tasks,
+    kernel(x, x_affine, packed.panels, packed.scales, packed.center_weights, packed.sum_starts, bias, act, out, tasks,
            row_block(x.shape[1], x.itemsize))
     return out

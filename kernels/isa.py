@@ -1,4 +1,4 @@
-"""What the CPU that Numba compiles for offers: its vector width and register count.
+"""What the CPU that Numba compiles for offers: its vector width, register count and byte dot product.
 
 The packed matrix kernels (gemm.py) size their register tiles from these two
 numbers instead of from constants tuned on one machine:
@@ -6,6 +6,10 @@ numbers instead of from constants tuned on one machine:
     AVX-512     16 float32 lanes, 32 vector registers
     AVX / AVX2   8 lanes, 16 registers
     SSE, NEON    4 lanes, 16 (x86) or 32 (Arm) registers
+
+The int8 products take the byte dot product (vpdpbusd: 64 unsigned x signed
+byte products summed in fours into int32 per instruction) where the target has
+AVX-512 VNNI, and int16 pair products (vpmaddwd) elsewhere (gemm.py).
 
 The features are the ones Numba's code generator uses: $NUMBA_CPU_FEATURES
 when set (e.g. "-avx512f,..." to emulate an older CPU), else the host's, as
@@ -54,6 +58,16 @@ def vector_unit():
         return VectorUnit(lanes=8, registers=16)
     arm = platform.machine().lower() in ("arm64", "aarch64")
     return VectorUnit(lanes=4, registers=32 if arm else 16)
+
+
+@functools.lru_cache(maxsize=None)
+def byte_dot_product():
+    """Whether the int8 tiles can use AVX-512 VNNI's vpdpbusd on 512-bit vectors (simd.madd_tile).
+
+    Only with the 16-lane unit: the 256-bit form needs AVX512-VL or AVX-VNNI (Alder Lake, Zen 5 and
+    later), which take the pair products instead: the same integers, half the products per instruction.
+    """
+    return vector_unit().lanes == 16 and "avx512vnni" in features()
 
 
 def describe():

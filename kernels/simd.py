@@ -8,7 +8,9 @@ dimension in registers:
 
     float32 (fma_tile)       acc[i][j] += broadcast(x[i, k]) * w[k, j-th vector]        one FMA per 8/16 products
     int8    (madd_tile)      acc[i][j] += pmaddwd(broadcast(x[i, 2k:2k+2]), w[2k:2k+2, j-th vector])
-                             (int16 pairs multiplied and added in pairs into int32: exact)
+                             (int16 pairs multiplied and added in pairs into int32: exact), or with
+                             AVX-512 VNNI acc[i][j] = vpdpbusd(acc[i][j], broadcast(x[i, 4k:4k+4] + 128), w[4k:4k+4, ...])
+                             (unsigned x signed bytes summed in fours into int32: exact too)
 
 Why not plain Numba loops: a tile is only fast if its rows x vectors
 accumulators stay in registers for the whole loop, and neither Numba arrays
@@ -20,7 +22,10 @@ rows x vectors multiply-adds. The tile shape comes from isa.vector_unit() (see
 gemm.tile_shape). `llvm.fmuladd` fuses where the CPU has FMA and is a multiply
 and an add where it has not; the int8 pair product is written in portable IR
 (sign-extend, multiply, add even and odd lanes), which LLVM's x86 back end
-turns into one vpmaddwd (checked in the tests: `tests/test_kernels_int8.py`).
+turns into one vpmaddwd (with VNNI, it and the sum into one vpdpwssd); the byte
+dot product has no portable form LLVM matches, so it is the x86 intrinsic,
+compiled only where isa.byte_dot_product() says the target has it (both checked
+in the tests: `tests/test_kernels_int8.py`).
 
 Each factory returns a Numba intrinsic, usable only inside @njit code. Offsets
 and strides are in elements of the arrays passed; arrays must be C-contiguous.
@@ -167,58 +172,79 @@ def fma_tile(rows, vectors, lanes, panels=1):
     return tile
 
 
-def madd_tile(rows, vectors, lanes, panels=1):
+def _byte_dots(builder, acc, x_words, w_words):
+    """acc + (the four unsigned bytes of each int32 lane of x_words) . (the four signed bytes of w_words'),
+    <16 x i32> each: one vpdpbusd (AVX-512 VNNI), exact (no intermediate saturation)."""
+    vec = acc.type
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), "llvm.x86.avx512.vpdpbusd.512")
+    return builder.call(fn, [acc, x_words, w_words])
+
+
+def madd_tile(rows, vectors, lanes, panels=1, group=2):
     """An int8 tile kernel of `rows` x (panels * vectors * lanes), exact int32 sums, dequantized on the way out:
 
-        tile(xq, x_off, x_stride, x_step, x_affine, row_off, wq, w_off, w_scale, w_center, bias, col_off,
-             out, out_off, out_stride, pairs)
+        tile(xq, x_off, x_stride, x_step, x_affine, row_off, wq, w_off, w_scale, w_center, w_start, bias, col_off,
+             out, out_off, out_stride, steps)
 
-    sum[i, j] = sum over pairs k of xq[x_off + i x_stride + k x_step + (0, 1)] . wq[..k, j, (0, 1)]
-    (xq int16 holding int8 values, a pair of consecutive inner indices side by side: x_step 2 for
-    rows of a matrix; wq int8 packed as (pairs, width, 2): two consecutive k of one column side by side;
-    with several panels, column j of the tile is column j % width of the (j // width)-th panel
-    after w_off), then
+    xq holds `group` consecutive inner indices of a row in each 4-byte word, and the tile reads it
+    as int32 words: group 2, int16 pairs of int8 values (pair products, pmaddwd); group 4, unsigned
+    bytes q + 128 (the byte dot product, vpdpbusd, 16 lanes only: isa.byte_dot_product). wq is int8
+    packed as (steps, width, group): `group` consecutive k of one column side by side; with several
+    panels, column j of the tile is column j % width of the (j // width)-th panel after w_off.
+
+    sum[i, j] = w_start[col_off + j] + sum over steps k of xq[x_off + i x_stride + k x_step] . wq[..k, j, :]
+    (w_start is -128 sum_k w[j, k] with group 4, which takes the + 128 back out, and 0 with group 2), then
     out[out_off + i out_stride + j] = float32(sum[i, j]) * (scale_i * w_scale[col_off + j])
                                       + (center_i * w_center[col_off + j] + bias[col_off + j])
     with (scale_i, center_i) = x_affine[row_off + i] (reference.dequantize is the formula).
     """
+    if group not in (2, 4) or (group == 4 and lanes != 16):
+        raise ValueError(f"int8 tiles take pairs, or quads with 16 lanes; got group {group}, {lanes} lanes")
     width = vectors * lanes
 
     @intrinsic
-    def tile(typingctx, xq, x_off, x_stride, x_step, x_affine, row_off, wq, w_off, w_scale, w_center, bias, col_off,
-             out, out_off, out_stride, pairs):
-        sig = types.void(xq, x_off, x_stride, x_step, x_affine, row_off, wq, w_off, w_scale, w_center, bias, col_off,
-                         out, out_off, out_stride, pairs)
+    def tile(typingctx, xq, x_off, x_stride, x_step, x_affine, row_off, wq, w_off, w_scale, w_center, w_start, bias,
+             col_off, out, out_off, out_stride, steps):
+        sig = types.void(xq, x_off, x_stride, x_step, x_affine, row_off, wq, w_off, w_scale, w_center, w_start, bias,
+                         col_off, out, out_off, out_stride, steps)
 
         def codegen(context, builder, signature, args):
-            (xq, x_off, x_stride, x_step, x_affine, row_off, wq, w_off, w_scale, w_center, bias, col_off,
-             out, out_off, out_stride, pairs) = args
+            (xq, x_off, x_stride, x_step, x_affine, row_off, wq, w_off, w_scale, w_center, w_start, bias, col_off,
+             out, out_off, out_stride, steps) = args
             t = signature.args
-            xp, ap, wp, swp, cwp, bp, op = (_data(context, builder, t[n], args[n]) for n in (0, 4, 6, 8, 9, 10, 12))
+            xp, ap, wp, swp, cwp, zp, bp, op = (_data(context, builder, t[n], args[n]) for n in (0, 4, 6, 8, 9, 10, 11, 13))
             acc_type = ir.VectorType(I32, lanes)
             pair_type = ir.VectorType(ir.IntType(16), 2 * lanes)
-            starts = _panel_starts(builder, w_off, pairs, 2 * width, panels)
+            starts = _panel_starts(builder, w_off, steps, group * width, panels)
             columns = panels * vectors  # as in fma_tile
             acc = _accumulators(builder, acc_type, rows, columns)
-            for row in acc:
-                for a in row:
-                    builder.store(ir.Constant(acc_type, None), a)
+            for j in range(columns):
+                start = _load(builder, zp, builder.add(col_off, I64(j * lanes)), acc_type, 4)
+                for i in range(rows):
+                    builder.store(start, acc[i][j])
             x_rows = [builder.add(x_off, builder.mul(I64(i), x_stride)) for i in range(rows)]
-            with cgutils.for_range(builder, pairs) as loop:
+            with cgutils.for_range(builder, steps) as loop:
                 k = loop.index
-                w_k = [builder.add(start, builder.mul(k, I64(2 * width))) for start in starts]
+                w_k = [builder.add(start, builder.mul(k, I64(group * width))) for start in starts]
                 for w_qk in w_k:
-                    _prefetch_ahead(builder, wp, w_qk, 2 * width, 1)
-                wv = [builder.sext(_load(builder, wp, builder.add(w_k[j // vectors], I64(2 * (j % vectors) * lanes)),
-                                         ir.VectorType(ir.IntType(8), 2 * lanes), 1), pair_type)
-                      for j in range(columns)]
+                    _prefetch_ahead(builder, wp, w_qk, group * width, 1)
+                w_at = [builder.add(w_k[j // vectors], I64(group * (j % vectors) * lanes)) for j in range(columns)]
+                if group == 4:  # each int32 lane: the four k of one column
+                    wv = [_load(builder, wp, at, acc_type, 1) for at in w_at]
+                else:  # each pair of int16 lanes: the two k of one column, widened from int8
+                    wv = [builder.sext(_load(builder, wp, at, ir.VectorType(ir.IntType(8), 2 * lanes), 1), pair_type)
+                          for at in w_at]
                 x_k = builder.mul(k, x_step)
                 for i in range(rows):
-                    # x[i, 2k] and x[i, 2k+1] as one int32, broadcast: every lane pair holds that pair
-                    both = builder.load(_at(builder, xp, builder.add(x_rows[i], x_k), I32), align=2)
-                    xv = builder.bitcast(_splat(builder, both, lanes), pair_type)
+                    # the 4 bytes of x[i] at step k (its `group` inner indices) as one int32, in every lane
+                    xv = _splat(builder, builder.load(_at(builder, xp, builder.add(x_rows[i], x_k), I32), align=4), lanes)
                     for j in range(columns):
-                        builder.store(builder.add(builder.load(acc[i][j]), _pair_products(builder, xv, wv[j])), acc[i][j])
+                        a = builder.load(acc[i][j])
+                        if group == 4:
+                            a = _byte_dots(builder, a, xv, wv[j])
+                        else:
+                            a = builder.add(a, _pair_products(builder, builder.bitcast(xv, pair_type), wv[j]))
+                        builder.store(a, acc[i][j])
             vec = ir.VectorType(ir.FloatType(), lanes)
             affine = [[_splat(builder, builder.load(_at(builder, ap, builder.add(builder.add(row_off, row_off),
                                                                                    I64(2 * i + part)))), lanes)

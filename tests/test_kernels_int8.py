@@ -28,9 +28,13 @@ def _ints(rng, shape):
     return rng.integers(-127, 128, size=shape).astype(np.int8)
 
 
-def _numba_quantize(x):
-    xq, scales = gemm.quantize_rows(np.ascontiguousarray(x, dtype=np.float32), x.shape[1] + x.shape[1] % 2, parallel=False)
-    return xq, scales
+def _stored_values(xq):
+    """The int8 values q of activations stored as the tiles read them (q + gemm.X_OFFSET in gemm.X_DTYPE)."""
+    return xq.astype(np.int16) - gemm.X_OFFSET
+
+
+def _padded_inner(inner):
+    return -(-inner // gemm.K_GROUP) * gemm.K_GROUP
 
 
 # ---------------------------------------------------------------- the spec itself
@@ -105,8 +109,9 @@ def test_numba_quantizes_rows_exactly_as_the_spec(magnitude):
     x[8] = -np.abs(x[8]) - magnitude
     values, scales, centers = R.quantize_rows(x)
     for parallel in (False, True):
-        xq, affine = gemm.quantize_rows(x, 78, parallel)
-        assert np.array_equal(xq[:, :77], values) and not xq[:, 77].any(), f"parallel={parallel}"
+        xq, affine = gemm.quantize_rows(x, 80, parallel)
+        assert xq.dtype == gemm.X_DTYPE
+        assert np.array_equal(_stored_values(xq[:, :77]), values) and not _stored_values(xq[:, 77:]).any(), f"parallel={parallel}"
         assert np.array_equal(affine[:, 0], scales, equal_nan=True), f"parallel={parallel}"
         assert np.array_equal(affine[:, 1], centers, equal_nan=True), f"parallel={parallel}"
 
@@ -146,14 +151,14 @@ def test_numba_int8_sums_equal_the_spec_exactly(rows, inner, cols, variant):
     rng = np.random.default_rng(rows * 1000 + cols)
     xi, wi = _ints(rng, (rows, inner)), _ints(rng, (cols, inner))
     packed = gemm.pack_int8(wi, np.ones(cols, np.float32))
-    xq = np.zeros((rows, inner + inner % 2), np.int16)
-    xq[:, :inner] = xi
+    xq = np.full((rows, _padded_inner(inner)), gemm.X_OFFSET, gemm.X_DTYPE)
+    xq[:, :inner] = xi.astype(np.int16) + gemm.X_OFFSET
     out = np.full((rows, cols), np.nan, np.float32)
     kernel = getattr(gemm._matmul, variant)
     tasks = 1 if variant == "serial" else 2
     unit = np.tile(np.array([1, 0], np.float32), (rows, 1))  # scale 1, center 0: out = float32(sum)
-    kernel(xq, unit, packed.panels, packed.scales, packed.center_weights, np.zeros(cols, np.float32), 0, out, tasks,
-           gemm.TILE_ROWS)  # one tile of rows per block: every block boundary is crossed
+    kernel(xq, unit, packed.panels, packed.scales, packed.center_weights, packed.sum_starts, np.zeros(cols, np.float32),
+           0, out, tasks, gemm.TILE_ROWS)  # one tile of rows per block: every block boundary is crossed
     assert np.array_equal(out.astype(np.int64), R.int8_products(xi, wi).astype(np.int64))
 
 
@@ -333,24 +338,28 @@ def _tile_asm(kernel, *arrays):
     if len(arrays) == 4:
         fn = numba.njit(lambda x, w, b, out: kernel(x, 0, x.shape[1], 1, w, 0, b, 0, out, 0, out.shape[1], x.shape[1]))
     else:
-        fn = numba.njit(lambda x, a, w, s, out: kernel(x, 0, x.shape[1], 2, a, 0, w, 0, s, s, s, 0, out, 0, out.shape[1],
-                                                       x.shape[1] // 2))
+        fn = numba.njit(lambda x, a, w, s, z, out: kernel(x, 0, x.shape[1], 1, a, 0, w, 0, s, s, z, s, 0, out, 0,
+                                                          out.shape[1], x.shape[1]))
     fn(*arrays)
     return "\n".join(fn.inspect_asm().values())
 
 
 @pytest.mark.skipif("avx2" not in isa.features(), reason="the instruction check is for x86 with AVX2")
-def test_tiles_compile_to_fma_and_the_pair_product():
+def test_tiles_compile_to_fma_and_the_int8_dot_products():
     rows, width = gemm.TILE_ROWS, gemm.PANEL
     x = np.ones((rows, 8), np.float32)
     out = np.empty((rows, width), np.float32)
     asm = _tile_asm(gemm._F32_TILE, x, np.ones(8 * width, np.float32), np.zeros(width, np.float32), out)
     assert "vfmadd" in asm
-    asm = _tile_asm(gemm._I8_TILE, np.ones((rows, 8), np.int16), np.ones((rows, 2), np.float32),
-                    np.ones(8 * width, np.int8), np.zeros(width, np.float32), out)
-    # the pair product, not a 32-bit multiply per lane; with VNNI it and the sum are one vpdpwssd
-    pair_product = "vpdpwssd" if isa.features() & {"avx512vnni", "avxvnni"} else "vpmaddwd"
-    assert pair_product in asm and "vpmulld" not in asm
+    asm = _tile_asm(gemm._I8_TILE, np.ones((rows, 8), np.int32), np.ones((rows, 2), np.float32),
+                    np.ones(8 * gemm.K_GROUP * width, np.int8), np.zeros(width, np.float32), np.zeros(width, np.int32), out)
+    # AVX-512 VNNI: the byte dot product; else the pair product (with VNNI, it and the sum are one vpdpwssd);
+    # never a 32-bit multiply per lane
+    if isa.byte_dot_product():
+        product = "vpdpbusd"
+    else:
+        product = "vpdpwssd" if isa.features() & {"avx512vnni", "avxvnni"} else "vpmaddwd"
+    assert product in asm and "vpmulld" not in asm
 
 
 OTHER_UNIT = r"""
@@ -360,9 +369,11 @@ from minidistil.kernels import isa
 
 lanes, registers = map(int, sys.argv[1:3])
 isa.vector_unit = lambda: isa.VectorUnit(lanes=lanes, registers=registers)  # before gemm sizes its tiles
+isa.byte_dot_product = lambda: sys.argv[3] == "bytes"
 from minidistil.kernels import gemm, reference as R
 
 assert (gemm.TILE_ROWS, gemm.PANEL) == ((registers - 3) // 2, 2 * lanes), (gemm.TILE_ROWS, gemm.PANEL)
+assert gemm.K_GROUP == (4 if sys.argv[3] == "bytes" else 2)
 eps = float(np.finfo(np.float32).eps)
 rng = np.random.default_rng(0)
 for rows in (1, 2, gemm.TILE_ROWS - 1, gemm.TILE_ROWS, gemm.TILE_ROWS + 1, 2 * gemm.TILE_ROWS + 3):
@@ -374,7 +385,8 @@ for rows in (1, 2, gemm.TILE_ROWS - 1, gemm.TILE_ROWS, gemm.TILE_ROWS + 1, 2 * g
             assert np.abs(out - (x @ w.T + b)).max() <= 32 * eps * (np.abs(x) @ np.abs(w).T + np.abs(b)).max()
             quantized = R.quantize_matrix(w)
             out = gemm.matmul(x, gemm.pack_int8(*quantized), b, np.empty((rows, cols), np.float32), tasks)
-            assert np.array_equal(gemm.quantize_rows(x, inner + inner % 2, tasks > 1)[0][:, :inner], R.quantize_rows(x)[0])
+            xq = gemm.quantize_rows(x, -(-inner // gemm.K_GROUP) * gemm.K_GROUP, tasks > 1)[0][:, :inner]
+            assert np.array_equal(xq.astype(np.int16) - gemm.X_OFFSET, R.quantize_rows(x)[0])
             xq, x_scale, x_center = R.quantize_rows(x)  # the same bound as test_numba_int8_linear_equals_the_spec
             terms = (np.abs(R.int8_products(xq, quantized.values) * (x_scale[:, None] * quantized.scales[None, :]))
                      + np.abs(x_center[:, None] * quantized.center_weights()[None, :]) + np.abs(b))
@@ -384,17 +396,26 @@ for rows in (1, 2, gemm.TILE_ROWS - 1, gemm.TILE_ROWS, gemm.TILE_ROWS + 1, 2 * g
                 for i in (0, rows - 1):
                     alone = gemm.matmul(x[i : i + 1], packed, b, np.empty((1, cols), np.float32), 1)
                     assert np.array_equal(together[i], alone[0]), (rows, inner, cols, tasks, i)
-print("ok", gemm.TILE_ROWS, gemm.PANEL)
+print("ok", gemm.TILE_ROWS, gemm.PANEL, gemm.K_GROUP)
 """
 
 
-@pytest.mark.parametrize("lanes, registers", [(16, 32), (8, 16), (4, 16)])
-def test_every_vector_units_tiles_give_the_specs_results(tmp_path, lanes, registers):
+@pytest.mark.parametrize("lanes, registers, int8_product", [(16, 32, "pairs"), (16, 32, "bytes"), (8, 16, "pairs"),
+                                                            (4, 16, "pairs")])
+def test_every_vector_units_tiles_give_the_specs_results(tmp_path, lanes, registers, int8_product):
     """The tile shapes of AVX-512 (14 x 32), AVX2 (6 x 16) and SSE (6 x 8), whatever this CPU is: LLVM
     splits or joins the vectors, so each shape's edge rows, partial panels and thread splits are
     checked here, not only on a machine of that kind (its own cache directory: the tile size is
-    compiled into the kernels, and Numba's cache does not know it)."""
+    compiled into the kernels, and Numba's cache does not know it). The int8 pair products run
+    anywhere; the byte dot product (vpdpbusd) is an instruction only AVX-512 VNNI has."""
+    if int8_product == "bytes" and "avx512vnni" not in isa.features():
+        pytest.skip("the byte dot product (vpdpbusd) needs AVX-512 VNNI, which this CPU lacks")
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_NUM_THREADS": "2"}
-    run = subprocess.run([sys.executable, "-c", OTHER_UNIT, str(lanes), str(registers)], env=env,
+    run = subprocess.run([sys.executable, "-c", OTHER_UNIT, str(lanes), str(registers), int8_product], env=env,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0 and run.stdout.startswith("ok"), run.stderr[-3000:]
+
+
+def test_int8_packing_refuses_an_inner_dimension_whose_sums_overflow_int32():
+    with pytest.raises(ValueError, match=r"int8 products sum at most \d+ inputs in int32, got a weight of In = 140000"):
+        gemm.pack_int8(np.zeros((1, 140_000), np.int8), np.ones(1, np.float32))
