@@ -59,7 +59,8 @@ per k-block cost more than the panel's L1 misses, measured 128-384 rows).
 x is packed too, per block of rows (~ROW_BLOCK_BYTES of x), TILE_ROWS rows
 side by side, so a tile reads one stream instead of TILE_ROWS:
 
-    x block [m, In]  ->  [m / TILE_ROWS, In, TILE_ROWS]      (EDGE_ROWS for the last rows % TILE_ROWS)
+    x block [m, In]  ->  [m / TILE_ROWS, In, TILE_ROWS]      (TALL_EDGE_ROWS, then EDGE_ROWS, for the
+                                                              last rows % TILE_ROWS)
 
 Why: with In = 3072 a row is 3 x 4 KiB, so the six rows a tile reads map to
 the same L1 set and the prefetchers follow six streams. The FFN's second
@@ -101,23 +102,52 @@ def tile_shape(unit=None):
 
 TILE_ROWS, TILE_VECTORS, LANES = tile_shape()
 PANEL = TILE_VECTORS * LANES  # output rows per panel = columns of a tile
-# The last rows % TILE_ROWS go through edge tiles of EDGE_ROWS rows, two panels at a time (the
-# last panel of an odd count alone). A 2-row tile of one panel has 4 accumulators, too few to hide
-# the FMA latency (x86 cores need 8-10 in flight: 4-5 cycles x 2 units); 2 rows x 4 vectors have 8
-# (one thread, a 128 x 3072 weight in L2: 4.6 -> 3.4 cycles per panel and k; 2 rows alone 0.73x
-# the time, 8 rows 0.86x, 10-11 rows 0.77-0.80x). Each output still sums from its bias over k in
-# order, so a row's result does not depend on the tile it lands in, nor on the rows around it.
-# Tiles of 4 rows x one panel have 8 accumulators too, but compute padding for the 1-2 edge rows
-# of 8 or 128 rows (8 as 4 + 4: 1 x 8 passes took 1.13x the time).
+# The last rows % TILE_ROWS go through edge tiles two panels wide (the last panel of an odd count
+# alone): as many TALL_EDGE_ROWS-row tiles as fit, then EDGE_ROWS-row ones for the rest. A 2-row
+# tile of one panel has 4 accumulators, too few to hide the FMA latency (x86 cores need 8-10 in
+# flight: 4-5 cycles x 2 units); 2 rows x 4 vectors have 8 (one thread, a 128 x 3072 weight in L2:
+# 4.6 -> 3.4 cycles per panel and k; 2 rows alone 0.73x the time, 8 rows 0.86x, 10-11 rows
+# 0.77-0.80x). Each output still sums from its bias over k in order, so a row's result does not
+# depend on the tile it lands in, nor on the rows around it.
+# Tall edge tiles keep half the registers as accumulators: 4 rows x 4 vectors with AVX-512's 32, and
+# with 16 registers the 2-row tile itself (4 rows would spill). Few rows are edge rows only, and a
+# tile reads its panels once per tile: 8 rows as two 4-row tiles instead of four 2-row ones (2-core
+# AMD EPYC, Zen 4, AVX-512; the 36 products, both kernels alternating in one process, 40 rounds):
+# 0.83x the time at 8 rows, 0.81x at 12; 6-row tiles (all 32 registers) 0.96x at 8, 0.79x at 12.
+# The EDGE_ROWS tiles remain for what is left, so that the 2 edge rows of 128 are not padded to 4
+# (a 4-row tile for them took 1.015x the time at 128 rows).
 EDGE_ROWS = 2
+TALL_EDGE_ROWS = max(EDGE_ROWS, isa.vector_unit().registers // 2 // (2 * TILE_VECTORS))
 _F32_TILE = simd.fma_tile(TILE_ROWS, TILE_VECTORS, LANES)
-_F32_EDGE, _F32_EDGE_PAIR = (simd.fma_tile(EDGE_ROWS, TILE_VECTORS, LANES, panels) for panels in (1, 2))
 FLOAT32_TILE = _F32_TILE  # for other kernels made of small products (cpu.py's attention)
 # Inner indices per 4-byte word of a quantized row, and what an activation's q is stored as (module docstring).
 K_GROUP = 4 if isa.byte_dot_product() else 2
 X_DTYPE, X_OFFSET = (np.dtype(np.uint8), 128) if K_GROUP == 4 else (np.dtype(np.int16), 0)
+
+
+def _tile_runner(main, make):
+    """A Numba function run(rows, panel_count, args) calling, with args, the whole tile `main` (rows
+    TILE_ROWS) or the edge tile make(rows, panel_count) (rows TALL_EDGE_ROWS or EDGE_ROWS, 1 or 2 panels)."""
+    tall, tall_pair, short, short_pair = (make(rows, count) for rows in (TALL_EDGE_ROWS, EDGE_ROWS) for count in (1, 2))
+
+    def run(rows, panel_count, args):
+        if rows == TILE_ROWS:
+            main(*args)
+        elif rows == TALL_EDGE_ROWS and panel_count == 1:
+            tall(*args)
+        elif rows == TALL_EDGE_ROWS:
+            tall_pair(*args)
+        elif panel_count == 1:
+            short(*args)
+        else:
+            short_pair(*args)
+
+    return njit(run)
+
+
 _I8_TILE = simd.madd_tile(TILE_ROWS, TILE_VECTORS, LANES, group=K_GROUP)
-_I8_EDGE, _I8_EDGE_PAIR = (simd.madd_tile(EDGE_ROWS, TILE_VECTORS, LANES, panels, K_GROUP) for panels in (1, 2))
+_RUN_F32 = _tile_runner(_F32_TILE, lambda rows, panels: simd.fma_tile(rows, TILE_VECTORS, LANES, panels))
+_RUN_I8 = _tile_runner(_I8_TILE, lambda rows, panels: simd.madd_tile(rows, TILE_VECTORS, LANES, panels, K_GROUP))
 
 
 class PackedMatrix(NamedTuple):
@@ -269,10 +299,10 @@ def row_block(in_features, itemsize):
 # ---------------------------------------------------------------- kernels
 
 
-def _tile(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, w_start, bias, c0,
-          out, out_off, out_stride):
-    """One register tile from panel p: TILE_ROWS rows of it when edge_panels is 0, else EDGE_ROWS rows
-    of edge_panels panels (1 or 2) from p; float32 when x_affine is None, else int8.
+def _tile(rows, panel_count, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, w_start, bias,
+          c0, out, out_off, out_stride):
+    """One register tile from panel p: `rows` rows (TILE_ROWS, or an edge tile's TALL_EDGE_ROWS or EDGE_ROWS)
+    of panel_count panels (1, or 2 for an edge tile) from p; float32 when x_affine is None, else int8.
 
     Only callable from Numba code: the overload below picks the kernel by the type of x_affine when
     the caller is compiled, so a float32 matmul contains no int8 code and the other way round.
@@ -281,33 +311,22 @@ def _tile(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p,
 
 
 @overload(_tile)
-def _tile_for_types(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, w_start,
-                    bias, c0, out, out_off, out_stride):
+def _tile_for_types(rows, panel_count, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center,
+                    w_start, bias, c0, out, out_off, out_stride):
     if isinstance(x_affine, types.NoneType):
-        def float32_tile(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center,
+        def float32_tile(rows, panel_count, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center,
                          w_start, bias, c0, out, out_off, out_stride):
             depth = panels.shape[1]
-            args = (x, x_off, x_stride, x_step, panels, p * depth * PANEL, bias, c0, out, out_off, out_stride, depth)
-            if edge_panels == 0:
-                _F32_TILE(*args)
-            elif edge_panels == 1:
-                _F32_EDGE(*args)
-            else:
-                _F32_EDGE_PAIR(*args)
+            _RUN_F32(rows, panel_count,
+                     (x, x_off, x_stride, x_step, panels, p * depth * PANEL, bias, c0, out, out_off, out_stride, depth))
 
         return float32_tile
 
-    def int8_tile(edge_panels, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, w_start,
-                  bias, c0, out, out_off, out_stride):
+    def int8_tile(rows, panel_count, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center,
+                  w_start, bias, c0, out, out_off, out_stride):
         steps = panels.shape[1]
-        args = (x, x_off, x_stride, x_step, x_affine, row_off, panels, p * steps * K_GROUP * PANEL, w_scale, w_center,
-                w_start, bias, c0, out, out_off, out_stride, steps)
-        if edge_panels == 0:
-            _I8_TILE(*args)
-        elif edge_panels == 1:
-            _I8_EDGE(*args)
-        else:
-            _I8_EDGE_PAIR(*args)
+        _RUN_I8(rows, panel_count, (x, x_off, x_stride, x_step, x_affine, row_off, panels, p * steps * K_GROUP * PANEL,
+                                    w_scale, w_center, w_start, bias, c0, out, out_off, out_stride, steps))
 
     return int8_tile
 
@@ -348,7 +367,7 @@ def _row_packer(group):
     return pack
 
 
-_pack_tiles, _pack_edge = _row_packer(TILE_ROWS), _row_packer(EDGE_ROWS)
+_pack_tiles, _pack_tall_edge, _pack_edge = (_row_packer(rows) for rows in (TILE_ROWS, TALL_EDGE_ROWS, EDGE_ROWS))
 
 
 @njit(cache=True)
@@ -387,14 +406,16 @@ def _matmul(x, x_affine, panels, w_scale, w_center, w_start, bias, act, out, tas
     Tasks take whole tiles of rows when each gets at least rows_per_block of them, else a share
     of the panels (module docstring); rows in blocks of rows_per_block (whole tiles), each block
     packed side by side first (_row_packer). With the last block the panels also serve the last
-    rows % TILE_ROWS, packed in groups of EDGE_ROWS, two panels at a time right after their whole
-    tiles (EDGE_ROWS above): a second pass
+    rows % TILE_ROWS, packed in groups of TALL_EDGE_ROWS and then EDGE_ROWS, two panels at a time
+    right after their whole tiles (EDGE_ROWS above): a second pass
     over the panels for them streams the weights from memory twice (a DistilBERT 1 x 8 pass,
     2 threads, 3 runs each: 15.2-16.4 ms with the second pass, 13.9-14.9 ms without).
     """
     whole_rows = x.shape[0] - x.shape[0] % TILE_ROWS
     words, edge_affine = _tile_operands(x, x_affine, whole_rows)
     rows, stride = words.shape
+    edge_rows = rows - whole_rows
+    tall_rows = edge_rows - edge_rows % TALL_EDGE_ROWS  # the edge rows in tall edge tiles
     cols = out.shape[1]
     count = panels.shape[0]
     padded_bias = np.zeros(count * PANEL, np.float32)
@@ -417,15 +438,16 @@ def _matmul(x, x_affine, panels, w_scale, w_center, w_start, bias, act, out, tas
             edge_at = _pack_tiles(words, m0, m1, packed, 0)
             with_edge = block == blocks - 1 and r1 == whole_rows
             if with_edge:
-                _pack_edge(words, whole_rows, rows, packed, edge_at)
+                short_at = _pack_tall_edge(words, whole_rows, whole_rows + tall_rows, packed, edge_at)
+                _pack_edge(words, whole_rows + tall_rows, rows, packed, short_at)
             for p in range(first, last):
                 c0 = p * PANEL
                 width = min(PANEL, cols - c0)
                 direct = width == PANEL
                 for i in range(m0, m1, TILE_ROWS):
                     dst, dst_off, dst_stride = (out, i * cols + c0, cols) if direct else (scratch, 0, 2 * PANEL)
-                    _tile(0, packed, (i - m0) * stride, 1, TILE_ROWS, x_affine, i, panels, p, w_scale, w_center,
-                          w_start, padded_bias, c0, dst, dst_off, dst_stride)
+                    _tile(TILE_ROWS, 1, packed, (i - m0) * stride, 1, TILE_ROWS, x_affine, i, panels, p, w_scale,
+                          w_center, w_start, padded_bias, c0, dst, dst_off, dst_stride)
                     if not direct:
                         _copy_tile(scratch, out, i, TILE_ROWS, c0, width)
                 # The edge rows while the panels are still in cache, not in a second pass: after every
@@ -433,11 +455,14 @@ def _matmul(x, x_affine, panels, w_scale, w_center, w_start, bias, act, out, tas
                 pair = (p - first) % 2
                 if with_edge and (pair == 1 or p == last - 1):
                     q = p - pair
-                    for e in range(0, rows - whole_rows, EDGE_ROWS):
-                        _tile(pair + 1, packed, edge_at + e * stride, 1, EDGE_ROWS, edge_affine, e, panels, q, w_scale,
-                              w_center, w_start, padded_bias, q * PANEL, scratch, 0, 2 * PANEL)
-                        _copy_tile(scratch, out, whole_rows + e, min(EDGE_ROWS, rows - whole_rows - e), q * PANEL,
+                    e = 0
+                    while e < edge_rows:
+                        height = TALL_EDGE_ROWS if e < tall_rows else EDGE_ROWS
+                        _tile(height, pair + 1, packed, edge_at + e * stride, 1, height, edge_affine, e, panels, q,
+                              w_scale, w_center, w_start, padded_bias, q * PANEL, scratch, 0, 2 * PANEL)
+                        _copy_tile(scratch, out, whole_rows + e, min(height, edge_rows - e), q * PANEL,
                                    min((pair + 1) * PANEL, cols - q * PANEL))
+                        e += height
             if act != ACT_NONE:  # this task's part of the block, while it is still in cache
                 _activate(out, m0, rows if with_edge else m1, first * PANEL, min(last * PANEL, cols), act)
 
