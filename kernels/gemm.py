@@ -278,17 +278,17 @@ def pack_int8(values, scales, arena=None):
     [P, InG / K_GROUP, PANEL, K_GROUP] (the panels in `arena` when given)."""
     matrix = QuantizedMatrix(np.asarray(values, dtype=np.int8), np.asarray(scales, dtype=np.float32))
     out_features, in_features = matrix.shape
+    if (127 + X_OFFSET) * 127 * in_features >= 2**31:  # the largest |int32 sum| a tile can reach
+        raise ValueError(f"int8 products sum at most {(2**31 - 1) // ((127 + X_OFFSET) * 127)} inputs in int32, "
+                         f"got a weight of In = {in_features}")
     panels = _panel_zeros(matrix.shape, True, arena)
     count, steps = panels.shape[:2]
     padded = np.zeros((count * PANEL, K_GROUP * steps), np.int8)
     padded[:out_features, :in_features] = matrix.values
     panels[...] = padded.reshape(count, PANEL, steps, K_GROUP).transpose(0, 2, 1, 3)
-    if (127 + X_OFFSET) * 127 * in_features >= 2**31:  # the largest |int32 sum| a tile can reach
-        raise ValueError(f"int8 products sum at most {(2**31 - 1) // ((127 + X_OFFSET) * 127)} inputs in int32, "
-                         f"got a weight of In = {in_features}")
-    sum_starts = -X_OFFSET * padded.sum(axis=1, dtype=np.int32)
+    sum_starts = np.int32(-X_OFFSET) * padded.sum(axis=1, dtype=np.int32)  # int32 [P * PANEL]
     return PackedMatrix(panels, _padded(matrix.scales, count * PANEL), _padded(matrix.center_weights(), count * PANEL),
-                        sum_starts.astype(np.int32), (out_features, in_features))
+                        sum_starts, (out_features, in_features))
 
 
 def row_block(in_features, itemsize):
