@@ -16,7 +16,7 @@ import pytest
 from minidistil.kernels import reference as R
 
 pytest.importorskip("numba")
-from minidistil.kernels import cpu, gemm, isa  # noqa: E402
+from minidistil.kernels import cpu, gemm, isa, simd  # noqa: E402
 
 EPS = float(np.finfo(np.float32).eps)
 SHAPES = [  # (rows, In, Out): whole tiles, edge tiles (odd rows), partial panels, odd In, one column
@@ -351,8 +351,13 @@ def test_tiles_compile_to_fma_and_the_int8_dot_products():
     out = np.empty((rows, width), np.float32)
     asm = _tile_asm(gemm._F32_TILE, x, np.ones(8 * width, np.float32), np.zeros(width, np.float32), out)
     assert "vfmadd" in asm
+    float32_asm = asm
     asm = _tile_asm(gemm._I8_TILE, np.ones((rows, 8), np.int32), np.ones((rows, 2), np.float32),
                     np.ones(8 * gemm.K_GROUP * width, np.int8), np.zeros(width, np.float32), np.zeros(width, np.int32), out)
+    # both tiles prefetch each cache line of their float32 output for writing, once, before the loop over k
+    if "prfchw" in isa.features():
+        lines = rows * width * 4 // simd.CACHE_LINE
+        assert float32_asm.count("prefetchw") == lines and asm.count("prefetchw") == lines
     # AVX-512 VNNI: the byte dot product; else the pair product (with VNNI, it and the sum are one vpdpwssd);
     # never a 32-bit multiply per lane
     if isa.byte_dot_product():
