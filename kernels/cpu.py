@@ -345,8 +345,10 @@ class NumbaOps(Ops):
             blas.set_threads(threads)
         self.workspace = Workspace() if hasattr(sys, "getrefcount") else None
         self.serial_work = SERIAL_WORK
+        self.tilings = {}  # kernel set (None: float32, "int8") -> gemm.Tiling, set by prepare (warmup.tiling)
 
-    def _threads(self):
+    def tasks(self):
+        """The threads a kernel of these ops splits its work over: `threads`, at most Numba's pool."""
         return numba.config.NUMBA_NUM_THREADS if self.threads is None else min(self.threads, numba.config.NUMBA_NUM_THREADS)
 
     def _parallel(self, work):
@@ -355,7 +357,7 @@ class NumbaOps(Ops):
         numba.set_num_threads holds per calling thread, hence the check on every op.
         Waking the sleeping pool costs ~10-20 us, more than a tiny kernel's work.
         """
-        n = self._threads()
+        n = self.tasks()
         if numba.get_num_threads() != n:
             numba.set_num_threads(n)
         return n > 1 and work >= self.serial_work
@@ -381,6 +383,8 @@ class NumbaOps(Ops):
         check_quantize(quantize)
         if matrices:
             warmup.ensure_compiled(self, _cache_dir(), warmup.kernel_sets(quantize))
+            for kind in warmup.kernel_sets(quantize):
+                self.tilings[kind] = warmup.tiling(self, _cache_dir(), kind)
         prepared = {name: _writable_vector(np.ascontiguousarray(value, dtype=np.float32)) for name, value in params.items()}
         names = matrix_names(prepared, matrices)
         arena = gemm.Arena.for_matrices([prepared[name].shape for name in names], int8=quantize == "int8")
@@ -405,8 +409,9 @@ class NumbaOps(Ops):
         bias = _f32(bias) if bias is not None else np.zeros(cols, np.float32)  # (Out,)
         y = self._empty((rows, cols))  # (N, Out)
         if isinstance(weight, gemm.PackedMatrix):
-            threads = self._threads() if self._parallel(rows * x2.shape[1] * cols) else 1
-            gemm.matmul(x2, weight, bias, y, threads, act)  # bias and activation applied by the kernel
+            threads = self.tasks() if self._parallel(rows * x2.shape[1] * cols) else 1
+            tiling = self.tilings.get(None if weight.scales is None else "int8", gemm.TALL)
+            gemm.matmul(x2, weight, bias, y, threads, act, tiling)  # bias and activation applied by the kernel
         else:  # a weight prepare() did not pack (adapters, callers of ops.linear): BLAS
             np.matmul(x2, np.asarray(weight, dtype=np.float32).T, out=y)  # (N, In) @ (In, Out) -> (N, Out)
             self._run(_bias_act, y.size, y, bias, act)

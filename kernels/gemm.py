@@ -55,6 +55,9 @@ vectors x 4 rows, fewer broadcasts per FMA, took 3-8% longer on one thread,
 registers and took twice as long). The inner
 dimension is not blocked (the whole In per tile: reloading the partial sums
 per k-block cost more than the panel's L1 misses, measured 128-384 rows).
+That is the TALL tiling. With 32 registers there is a second, WIDE: 6 rows
+by two panels side by side (4 vectors), fewer loads of x per FMA; which of the
+two runs is timed on each machine (calibration.py, the numbers at TILINGS).
 
 x is packed too, per block of rows (~ROW_BLOCK_BYTES of x), TILE_ROWS rows
 side by side, so a tile reads one stream instead of TILE_ROWS:
@@ -119,6 +122,28 @@ PANEL = TILE_VECTORS * LANES  # output rows per panel = columns of a tile
 # alternating processes, three runs: 8 rows 0.68-0.80x float32, 0.78-1.01x int8; 12 rows 0.72-0.78x.
 EDGE_ROWS = 2
 TALL_EDGE_ROWS = max(EDGE_ROWS, isa.vector_unit().registers // 2 // (2 * TILE_VECTORS))
+
+
+class Tiling(NamedTuple):
+    """The whole tiles of a product: `rows` rows of x by `panels` panels (1 or 2) of the weight."""
+
+    rows: int
+    panels: int
+
+
+# The whole tiles to choose from. TALL: one panel, TILE_ROWS rows (tile_shape). WIDE: two panels and
+# as many rows as the registers then hold (6 with AVX-512's 32 registers): fewer loads of x per FMA,
+# more of the weight. Which one is faster depends on the machine, not on its instruction set: on a
+# 2-core Intel Xeon with AVX-512 (2 FMA units, AMX) WIDE took 0.97x the time of a DistilBERT pass
+# at 1 x 8, 0.94x at 1 x 128 and 32 x 128 in float32, 0.94x / 0.93x / 0.90x in int8 (old and new in
+# alternating processes, 4 rounds). So calibration.py times both on this machine, once, and the
+# ops pass the winner to matmul. With 16 registers WIDE is only 2 rows, the edge tile itself: not a
+# candidate there (TILINGS), though matmul still runs it (a test's way to reach the two-panel loop).
+# (Four vectors in one panel of 64 columns instead of two panels gave the same rate at many rows
+# but took 1.14-1.23x the time at 1 x 8.) A row's result is the same whichever tile it lands in.
+TALL = Tiling(TILE_ROWS, 1)
+WIDE = Tiling((isa.vector_unit().registers - 2 * TILE_VECTORS - 1) // (2 * TILE_VECTORS), 2)
+TILINGS = (TALL, WIDE) if WIDE.rows > TALL_EDGE_ROWS else (TALL,)
 _F32_TILE = simd.fma_tile(TILE_ROWS, TILE_VECTORS, LANES)
 FLOAT32_TILE = _F32_TILE  # for other kernels made of small products (cpu.py's attention)
 # Inner indices per 4-byte word of a quantized row, and what an activation's q is stored as (module docstring).
@@ -126,29 +151,30 @@ K_GROUP = 4 if isa.byte_dot_product() else 2
 X_DTYPE, X_OFFSET = (np.dtype(np.uint8), 128) if K_GROUP == 4 else (np.dtype(np.int16), 0)
 
 
-def _tile_runner(main, make):
-    """A Numba function run(rows, panel_count, args) calling, with args, the whole tile `main` (rows
-    TILE_ROWS) or the edge tile make(rows, panel_count) (rows TALL_EDGE_ROWS or EDGE_ROWS, 1 or 2 panels)."""
-    tall, tall_pair, short, short_pair = (make(rows, count) for rows in (TALL_EDGE_ROWS, EDGE_ROWS) for count in (1, 2))
-
-    def run(rows, panel_count, args):
-        if rows == TILE_ROWS:
-            main(*args)
-        elif rows == TALL_EDGE_ROWS and panel_count == 1:
-            tall(*args)
-        elif rows == TALL_EDGE_ROWS:
-            tall_pair(*args)
-        elif panel_count == 1:
-            short(*args)
-        else:
-            short_pair(*args)
-
-    return njit(run)
+def _switch(cases):
+    """A Numba function call(key, args) = cases[key](*args): the keys (ints or tuples of ints) are
+    compiled in as constants, a chain of comparisons; a key not in `cases` calls the last case."""
+    *earlier, (_, last) = cases.items()
+    call = njit(lambda key, args: last(*args))
+    for key, function in reversed(earlier):
+        call = _case(key, function, call)
+    return call
 
 
+def _case(key, function, otherwise):
+    def call(selector, args):
+        return function(*args) if selector == key else otherwise(selector, args)
+
+    return njit(call)
+
+
+# Every (rows, panels) a tile of matmul can have: whole tiles of either tiling (WIDE's rows also over
+# the last panel of an odd count alone), edge tiles of one panel or two.
+TILE_SHAPES = tuple(dict.fromkeys([(TILE_ROWS, 1), (WIDE.rows, 2), (WIDE.rows, 1)]
+                                  + [(rows, count) for rows in (TALL_EDGE_ROWS, EDGE_ROWS) for count in (1, 2)]))
 _I8_TILE = simd.madd_tile(TILE_ROWS, TILE_VECTORS, LANES, group=K_GROUP)
-_RUN_F32 = _tile_runner(_F32_TILE, lambda rows, panels: simd.fma_tile(rows, TILE_VECTORS, LANES, panels))
-_RUN_I8 = _tile_runner(_I8_TILE, lambda rows, panels: simd.madd_tile(rows, TILE_VECTORS, LANES, panels, K_GROUP))
+_RUN_F32 = _switch({shape: simd.fma_tile(shape[0], TILE_VECTORS, LANES, shape[1]) for shape in TILE_SHAPES})
+_RUN_I8 = _switch({shape: simd.madd_tile(shape[0], TILE_VECTORS, LANES, shape[1], K_GROUP) for shape in TILE_SHAPES})
 
 
 class PackedMatrix(NamedTuple):
@@ -291,10 +317,10 @@ def pack_int8(values, scales, arena=None):
                         sum_starts, (out_features, in_features))
 
 
-def row_block(in_features, itemsize):
-    """Rows of x per block: ~ROW_BLOCK_BYTES of x, a whole number of tiles."""
+def row_block(in_features, itemsize, tile_rows=TILE_ROWS):
+    """Rows of x per block: ~ROW_BLOCK_BYTES of x, a whole number of tiles of tile_rows rows."""
     rows = ROW_BLOCK_BYTES // (in_features * itemsize)
-    return max(TILE_ROWS, rows - rows % TILE_ROWS)
+    return max(tile_rows, rows - rows % tile_rows)
 
 
 # ---------------------------------------------------------------- kernels
@@ -302,8 +328,8 @@ def row_block(in_features, itemsize):
 
 def _tile(rows, panel_count, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center, w_start, bias,
           c0, out, out_off, out_stride):
-    """One register tile from panel p: `rows` rows (TILE_ROWS, or an edge tile's TALL_EDGE_ROWS or EDGE_ROWS)
-    of panel_count panels (1, or 2 for an edge tile) from p; float32 when x_affine is None, else int8.
+    """One register tile from panel p: `rows` rows by panel_count panels from p, a shape of TILE_SHAPES;
+    float32 when x_affine is None, else int8.
 
     Only callable from Numba code: the overload below picks the kernel by the type of x_affine when
     the caller is compiled, so a float32 matmul contains no int8 code and the other way round.
@@ -318,7 +344,7 @@ def _tile_for_types(rows, panel_count, x, x_off, x_stride, x_step, x_affine, row
         def float32_tile(rows, panel_count, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center,
                          w_start, bias, c0, out, out_off, out_stride):
             depth = panels.shape[1]
-            _RUN_F32(rows, panel_count,
+            _RUN_F32((rows, panel_count),
                      (x, x_off, x_stride, x_step, panels, p * depth * PANEL, bias, c0, out, out_off, out_stride, depth))
 
         return float32_tile
@@ -326,7 +352,7 @@ def _tile_for_types(rows, panel_count, x, x_off, x_stride, x_step, x_affine, row
     def int8_tile(rows, panel_count, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center,
                   w_start, bias, c0, out, out_off, out_stride):
         steps = panels.shape[1]
-        _RUN_I8(rows, panel_count, (x, x_off, x_stride, x_step, x_affine, row_off, panels, p * steps * K_GROUP * PANEL,
+        _RUN_I8((rows, panel_count), (x, x_off, x_stride, x_step, x_affine, row_off, panels, p * steps * K_GROUP * PANEL,
                                     w_scale, w_center, w_start, bias, c0, out, out_off, out_stride, steps))
 
     return int8_tile
@@ -368,7 +394,8 @@ def _row_packer(group):
     return pack
 
 
-_pack_tiles, _pack_tall_edge, _pack_edge = (_row_packer(rows) for rows in (TILE_ROWS, TALL_EDGE_ROWS, EDGE_ROWS))
+# _pack_rows(group, (x, start, stop, packed, at)): for the tiles of every height TILE_SHAPES has
+_pack_rows = _switch({rows: _row_packer(rows) for rows, _ in TILE_SHAPES})
 
 
 @njit(cache=True)
@@ -397,22 +424,24 @@ def _tile_operands_for_types(x, x_affine, edge_start):
 
 
 @parallel_and_serial(CONTRACT)
-def _matmul(x, x_affine, panels, w_scale, w_center, w_start, bias, act, out, tasks, rows_per_block):
+def _matmul(x, x_affine, panels, w_scale, w_center, w_start, bias, act, out, tasks, rows_per_block, tile_rows,
+            tile_panels):
     """out = act(x @ wᵀ + bias), out [N, Out] float32, C-contiguous arrays throughout.
 
     float32: x [N, In], panels [P, In, PANEL]; x_affine, w_scale, w_center, w_start None.
     int8: x X_DTYPE [N, InG] (from _quantize_rows), x_affine [N, 2] (scale, center of each row),
     panels int8 [P, InG / K_GROUP, PANEL, K_GROUP], w_scale, w_center and w_start [P * PANEL]
     (PackedMatrix); the tile dequantizes as it stores.
-    Tasks take whole tiles of rows when each gets at least rows_per_block of them, else a share
-    of the panels (module docstring); rows in blocks of rows_per_block (whole tiles), each block
-    packed side by side first (_row_packer). With the last block the panels also serve the last
-    rows % TILE_ROWS, packed in groups of TALL_EDGE_ROWS and then EDGE_ROWS, two panels at a time
-    right after their whole tiles (EDGE_ROWS above): a second pass
-    over the panels for them streams the weights from memory twice (a DistilBERT 1 x 8 pass,
-    2 threads, 3 runs each: 15.2-16.4 ms with the second pass, 13.9-14.9 ms without).
+    Whole tiles are tile_rows x tile_panels (a Tiling). Tasks take whole tiles of rows when each
+    gets at least rows_per_block of them, else a share of the panels (module docstring); rows in
+    blocks of rows_per_block (whole tiles), each block packed side by side first (_row_packer).
+    The panels go in pairs (the last of an odd count alone): each pair's whole tiles, then, with
+    the last block, its edge rows (the last rows % tile_rows, in groups of TALL_EDGE_ROWS and then
+    EDGE_ROWS) while the pair is still in cache. A second pass over the panels for them streams the
+    weights from memory twice (a DistilBERT 1 x 8 pass, 2 threads, 3 runs each: 15.2-16.4 ms with
+    the second pass, 13.9-14.9 ms without).
     """
-    whole_rows = x.shape[0] - x.shape[0] % TILE_ROWS
+    whole_rows = x.shape[0] - x.shape[0] % tile_rows
     words, edge_affine = _tile_operands(x, x_affine, whole_rows)
     rows, stride = words.shape
     edge_rows = rows - whole_rows
@@ -425,8 +454,8 @@ def _matmul(x, x_affine, panels, w_scale, w_center, w_start, bias, act, out, tas
     split_rows = whole_rows >= tasks * rows_per_block  # else each task takes a share of the panels
     for task in prange(tasks):
         if split_rows:  # tasks own whole tiles of rows and pack only those
-            tiles = whole_rows // TILE_ROWS
-            r0, r1 = tiles * task // tasks * TILE_ROWS, tiles * (task + 1) // tasks * TILE_ROWS
+            tiles = whole_rows // tile_rows
+            r0, r1 = tiles * task // tasks * tile_rows, tiles * (task + 1) // tasks * tile_rows
             first, last = 0, count
         else:
             r0, r1 = 0, whole_rows
@@ -436,34 +465,32 @@ def _matmul(x, x_affine, panels, w_scale, w_center, w_start, bias, act, out, tas
         scratch = np.empty((TILE_ROWS, 2 * PANEL), np.float32)  # a tile that does not fit in `out`
         for block in range(blocks):
             m0, m1 = r0 + block * rows_per_block, min(r0 + (block + 1) * rows_per_block, r1)
-            edge_at = _pack_tiles(words, m0, m1, packed, 0)
+            edge_at = _pack_rows(tile_rows, (words, m0, m1, packed, 0))
             with_edge = block == blocks - 1 and r1 == whole_rows
             if with_edge:
-                short_at = _pack_tall_edge(words, whole_rows, whole_rows + tall_rows, packed, edge_at)
-                _pack_edge(words, whole_rows + tall_rows, rows, packed, short_at)
-            for p in range(first, last):
-                c0 = p * PANEL
-                width = min(PANEL, cols - c0)
-                direct = width == PANEL
-                for i in range(m0, m1, TILE_ROWS):
-                    dst, dst_off, dst_stride = (out, i * cols + c0, cols) if direct else (scratch, 0, 2 * PANEL)
-                    _tile(TILE_ROWS, 1, packed, (i - m0) * stride, 1, TILE_ROWS, x_affine, i, panels, p, w_scale,
-                          w_center, w_start, padded_bias, c0, dst, dst_off, dst_stride)
-                    if not direct:
-                        _copy_tile(scratch, out, i, TILE_ROWS, c0, width)
-                # The edge rows while the panels are still in cache, not in a second pass: after every
-                # second panel for it and the one before, after the last of an odd count for it alone.
-                pair = (p - first) % 2
-                if with_edge and (pair == 1 or p == last - 1):
-                    q = p - pair
-                    e = 0
-                    while e < edge_rows:
-                        height = TALL_EDGE_ROWS if e < tall_rows else EDGE_ROWS
-                        _tile(height, pair + 1, packed, edge_at + e * stride, 1, height, edge_affine, e, panels, q,
-                              w_scale, w_center, w_start, padded_bias, q * PANEL, scratch, 0, 2 * PANEL)
-                        _copy_tile(scratch, out, whole_rows + e, min(height, edge_rows - e), q * PANEL,
-                                   min((pair + 1) * PANEL, cols - q * PANEL))
-                        e += height
+                short_at = _pack_rows(TALL_EDGE_ROWS, (words, whole_rows, whole_rows + tall_rows, packed, edge_at))
+                _pack_rows(EDGE_ROWS, (words, whole_rows + tall_rows, rows, packed, short_at))
+            for q in range(first, last, 2):
+                pair = min(2, last - q)
+                for p in range(q, q + pair, tile_panels):  # whole tiles: over each panel of the pair, or both
+                    tile_count = min(tile_panels, q + pair - p)
+                    c0 = p * PANEL
+                    width = min(tile_count * PANEL, cols - c0)
+                    direct = width == tile_count * PANEL
+                    for i in range(m0, m1, tile_rows):
+                        dst, dst_off, dst_stride = (out, i * cols + c0, cols) if direct else (scratch, 0, 2 * PANEL)
+                        _tile(tile_rows, tile_count, packed, (i - m0) * stride, 1, tile_rows, x_affine, i, panels, p,
+                              w_scale, w_center, w_start, padded_bias, c0, dst, dst_off, dst_stride)
+                        if not direct:
+                            _copy_tile(scratch, out, i, tile_rows, c0, width)
+                e = 0
+                while with_edge and e < edge_rows:
+                    height = TALL_EDGE_ROWS if e < tall_rows else EDGE_ROWS
+                    _tile(height, pair, packed, edge_at + e * stride, 1, height, edge_affine, e, panels, q,
+                          w_scale, w_center, w_start, padded_bias, q * PANEL, scratch, 0, 2 * PANEL)
+                    _copy_tile(scratch, out, whole_rows + e, min(height, edge_rows - e), q * PANEL,
+                               min(pair * PANEL, cols - q * PANEL))
+                    e += height
             if act != ACT_NONE:  # this task's part of the block, while it is still in cache
                 _activate(out, m0, rows if with_edge else m1, first * PANEL, min(last * PANEL, cols), act)
 
@@ -536,11 +563,12 @@ def quantize_rows(x, in_padded, parallel):
     return xq, affine
 
 
-def matmul(x, packed, bias, out, tasks, act=ACT_NONE):
+def matmul(x, packed, bias, out, tasks, act=ACT_NONE, tiling=TALL):
     """out = act(x @ wᵀ + bias) for the matrix w in `packed`; x [N, In] float32 C-contiguous, out [N, Out].
 
     tasks: threads to split the work over (1: this thread only). act: a reference.ACT_CODES value.
-    int8 quantizes x per row first.
+    tiling: the whole tiles' shape, TALL or WIDE (calibration.py picks the faster here); the results
+    are the same bit for bit. int8 quantizes x per row first.
     """
     tasks = max(1, min(int(tasks), packed.panels.shape[0]))
     x_affine = None
@@ -550,5 +578,5 @@ def matmul(x, packed, bias, out, tasks, act=ACT_NONE):
         x, x_affine = quantize_rows(x, packed.panels.shape[1] * K_GROUP, tasks > 1 and x.size >= SERIAL_WORK * LANES)
     kernel = _matmul.parallel if tasks > 1 else _matmul.serial
     kernel(x, x_affine, packed.panels, packed.scales, packed.center_weights, packed.sum_starts, bias, act, out, tasks,
-           row_block(x.shape[1], x.itemsize))
+           row_block(x.shape[1], x.itemsize, tiling.rows), tiling.rows, tiling.panels)
     return out

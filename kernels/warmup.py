@@ -8,10 +8,11 @@ thread pool: the other variant of its kernel), compiled again, several seconds e
 `ensure_compiled(ops, quantize)` (called by NumbaOps.prepare) runs every op a forward pass uses
 (linear on packed weights, the activation pass, layernorm with and without a residual, the
 fused attention) on tiny arrays of the very types the model passes, each in its parallel and its
-serial variant: one compile of everything, announced by one line on stderr. A stamp file beside
-Numba's cache then records that this machine (CPU name and features, Numba and llvmlite
-versions, the kernels' sources) has them all, and later processes skip this and load only the
-kernels they call. int8 has its own set and stamp, compiled the first time a model asks for it.
+serial variant: one compile of everything, announced by one line on stderr. Then it times the
+whole-tile shapes of the products (calibration.py). A stamp file beside Numba's cache records
+that this machine (CPU name and features, Numba and llvmlite versions, the kernels' sources) has
+them all, and which tile won; later processes skip both and load only the kernels they call
+(`tiling` reads the stamp). int8 has its own set and stamp, compiled the first time a model asks for it.
 The ops a forward pass only uses on request (attention probabilities, head masks, hooks) compile
 when first asked for.
 
@@ -23,7 +24,9 @@ on the numpy backend meanwhile, rather than waiting ~30 s.
 
 import contextlib
 import fcntl
+import functools
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -34,7 +37,7 @@ import llvmlite
 import numba
 import numpy as np
 
-from . import isa
+from . import calibration, isa
 
 KERNEL_DIR = Path(__file__).resolve().parent
 # CPU seconds of the compile on the 2-core AMD EPYC (Zen 3) this was measured on, shared with other
@@ -113,8 +116,37 @@ def ensure_compiled(ops, cache_dir, kernel_sets=(None,), wait=True):
         for kind in todo:
             start = time.perf_counter()
             exercise(ops, kind)
-            stamp_path(cache_dir, kind).write_text(f"compiled in {time.perf_counter() - start:.1f} s\n")
+            compiled_s = time.perf_counter() - start
+            tiling, seconds = calibration.choose(kind == "int8", ops.tasks())
+            record = {"compiled_s": round(compiled_s, 1), "tiling": calibration.name(tiling),
+                      "calibration_s": {name: round(s, 6) for name, s in seconds.items()}}
+            _write_atomically(stamp_path(cache_dir, kind), json.dumps(record) + "\n")
         return todo
+
+
+def _write_atomically(path, text):
+    """path's contents = text, never seen half written (a process may read the stamp meanwhile)."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def tiling(ops, cache_dir, kind):
+    """The gemm.Tiling kernel set `kind` (None: float32, or "int8") runs with: $MINIDISTIL_TILING when
+    set, else the one its stamp in `cache_dir` records, else (no stamp: a cache that cannot be
+    written, or another process still compiling) timed in this process, once."""
+    chosen = calibration.from_environment()
+    if chosen is not None:
+        return chosen
+    try:
+        return calibration.NAMES[json.loads(stamp_path(cache_dir, kind).read_text())["tiling"]]
+    except (TypeError, OSError, ValueError, KeyError):  # no cache directory, no stamp, or not one of ours
+        return _timed_here(kind, ops.tasks())
+
+
+@functools.lru_cache(maxsize=None)
+def _timed_here(kind, tasks):
+    return calibration.choose(kind == "int8", tasks)[0]
 
 
 def compile_in_background(cache_dir, kernel_sets):

@@ -25,3 +25,21 @@ def test_the_peers_do_not_inherit_the_waits_minidistil_sets_for_itself():
     out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT / "tools" / "bench" / "bench.py")], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == ["OMP_WAIT_POLICY=None", "GOMP_SPINCOUNT=None", "OPENBLAS_THREAD_TIMEOUT=None", "OMP_NUM_THREADS=2"]
+
+
+def test_the_numba_worker_reports_the_tiles_its_products_ran_with(tmp_path):
+    """What bench.md's "Whole tiles" line comes from: the kernel sets' tilings of the loaded model
+    (here forced by $MINIDISTIL_TILING, so that the expected value does not depend on the machine)."""
+    import json
+
+    from minidistil import DistilBertModel
+    from minidistil.modeling.config import DistilBertConfig
+
+    config = DistilBertConfig(dim=16, n_heads=2, hidden_dim=32, n_layers=1)  # the worker's ids reach 30000
+    DistilBertModel(config, backend="numpy").save_pretrained(tmp_path)
+    for quantize, engine in ((None, "numba"), ("int8", "numba-int8")):
+        worker = subprocess.run([sys.executable, str(ROOT / "tools" / "bench" / "bench_worker.py"), engine, "--model",
+                                 str(tmp_path)], cwd=ROOT, env={**os.environ, "MINIDISTIL_TILING": "wide"}, input="quit\n",
+                                capture_output=True, text=True, timeout=600, check=True)
+        ready = json.loads(worker.stdout.splitlines()[0])
+        assert ready["tilings"] == {"float32": "wide", **({"int8": "wide"} if quantize else {})}, ready

@@ -427,7 +427,7 @@ FIRST_RUN = r"""
 import sys, tempfile, numpy as np, numba
 from minidistil import DistilBertForMaskedLM
 from minidistil.modeling.config import DistilBertConfig
-from minidistil.kernels import activate, cpu, fastmath, gemm, jit
+from minidistil.kernels import activate, calibration, cpu, fastmath, gemm, jit
 
 def compiled():
     count = 0
@@ -447,7 +447,7 @@ with tempfile.TemporaryDirectory() as saved:  # loaded as users load a model: me
         model.ops.serial_work = serial_work
         for rows in (1, 3):
             model(input_ids=ids[:rows], attention_mask=np.ones((rows, 33)))
-    print(before, compiled())
+    print(before, compiled(), *(f"{kind or 'float32'}:{calibration.name(t)}" for kind, t in model.ops.tilings.items()))
 """
 
 
@@ -460,10 +460,15 @@ def test_the_first_model_compiles_every_kernel_of_the_forward_pass_once(tmp_path
                            text=True, check=True) for _ in range(2)]
     first, second = runs
     assert first.stderr.count("compiling kernels once") == 1, first.stderr
-    before, after = map(int, first.stdout.split())
-    assert before == after, f"{after - before} kernel variants compiled after the warm-up"
+    before, after, *tilings = first.stdout.split()
+    assert before == after, f"{int(after) - int(before)} kernel variants compiled after the warm-up"
     assert "compiling kernels once" not in second.stderr
-    assert len(list(tmp_path.rglob("minidistil-*.stamp"))) == (2 if quantize else 1)
+    stamps = sorted(tmp_path.rglob("minidistil-*.stamp"))
+    assert len(stamps) == (2 if quantize else 1)
+    # each stamp records the tile calibration.py chose, the one the model's products then ran with
+    records = {stamp.name.split("-")[1]: json.loads(stamp.read_text()) for stamp in stamps}
+    assert sorted(tilings) == sorted(f"{kind}:{record['tiling']}" for kind, record in records.items())
+    assert second.stdout.split()[2:] == tilings
 
 
 def test_the_first_batch_command_compiles_in_the_background_and_runs_on_numpy_meanwhile(tmp_path):

@@ -6,6 +6,7 @@ float32(sum) itself, exact while |sum| < 2**24 (here In <= 1024, so |sum| <= 102
 The dequantized float32 outputs are then held to the rounding of the last multiply-add.
 """
 
+import itertools
 import os
 import subprocess
 import sys
@@ -147,7 +148,8 @@ def test_the_row_range_kernel_is_max_min_and_isfinite(n):
 
 @pytest.mark.parametrize("rows, inner, cols", SHAPES)
 @pytest.mark.parametrize("variant", ["serial", "parallel"])
-def test_numba_int8_sums_equal_the_spec_exactly(rows, inner, cols, variant):
+@pytest.mark.parametrize("tiling", [gemm.TALL, gemm.WIDE], ids=["tall", "wide"])
+def test_numba_int8_sums_equal_the_spec_exactly(rows, inner, cols, variant, tiling):
     rng = np.random.default_rng(rows * 1000 + cols)
     xi, wi = _ints(rng, (rows, inner)), _ints(rng, (cols, inner))
     packed = gemm.pack_int8(wi, np.ones(cols, np.float32))
@@ -158,7 +160,7 @@ def test_numba_int8_sums_equal_the_spec_exactly(rows, inner, cols, variant):
     tasks = 1 if variant == "serial" else 2
     unit = np.tile(np.array([1, 0], np.float32), (rows, 1))  # scale 1, center 0: out = float32(sum)
     kernel(xq, unit, packed.panels, packed.scales, packed.center_weights, packed.sum_starts, np.zeros(cols, np.float32),
-           0, out, tasks, gemm.TILE_ROWS)  # one tile of rows per block: every block boundary is crossed
+           0, out, tasks, tiling.rows, *tiling)  # one tile of rows per block: every block boundary is crossed
     assert np.array_equal(out.astype(np.int64), R.int8_products(xi, wi).astype(np.int64))
 
 
@@ -278,7 +280,8 @@ def test_row_blocks_do_not_change_results(monkeypatch):
 
 @pytest.mark.parametrize("rows", [gemm.TILE_ROWS * 5 + 3, gemm.TILE_ROWS * 4, gemm.EDGE_ROWS + 1])
 @pytest.mark.parametrize("tasks", [1, 2, 3])
-def test_rows_split_between_tasks_and_the_fused_activation(monkeypatch, rows, tasks):
+@pytest.mark.parametrize("tiling", [gemm.TALL, gemm.WIDE], ids=["tall", "wide"])
+def test_rows_split_between_tasks_and_the_fused_activation(monkeypatch, rows, tasks, tiling):
     """Tasks split rows (enough rows for a block each) or panels (fewer): the same numbers either way,
     and the activation applied in the kernel is the activation pass (cpu._bias_act) bit for bit."""
     from minidistil.kernels.reference import ACT_CODES
@@ -289,7 +292,7 @@ def test_rows_split_between_tasks_and_the_fused_activation(monkeypatch, rows, ta
     packed = gemm.pack_float32(w)
 
     def product(act=0):
-        return gemm.matmul(x, packed, bias, np.full((rows, len(w)), np.nan, np.float32), tasks, act)
+        return gemm.matmul(x, packed, bias, np.full((rows, len(w)), np.nan, np.float32), tasks, act, tiling)
 
     panels_split = product()  # one block of rows: tasks split the panels
     monkeypatch.setattr(gemm, "ROW_BLOCK_BYTES", 1)  # a block per tile of rows: tasks split the rows
@@ -308,9 +311,10 @@ def test_rows_split_between_tasks_and_the_fused_activation(monkeypatch, rows, ta
 @pytest.mark.parametrize("quantize", [False, True], ids=["float32", "int8"])
 @pytest.mark.parametrize("out_features", [2 * gemm.PANEL + 5, 4 * gemm.PANEL])  # an odd and an even count of panels
 def test_a_rows_result_does_not_depend_on_the_rows_around_it(quantize, out_features):
-    """Whole tiles, edge tiles of one panel or two, rows or panels split between threads: each row
-    comes out bit for bit as it does alone, so a text's output does not depend on its batch (what
-    the server's batcher and the CLI's batches promise)."""
+    """Whole tiles of either tiling, edge tiles of one panel or two, rows or panels split between
+    threads: each row comes out bit for bit as it does alone, so a text's output does not depend on
+    its batch (what the server's batcher and the CLI's batches promise), nor on the tile the
+    calibration chose."""
     rng = np.random.default_rng(out_features + quantize)
     w = rng.standard_normal((out_features, 37)).astype(np.float32)
     bias = rng.standard_normal(out_features).astype(np.float32)
@@ -319,16 +323,23 @@ def test_a_rows_result_does_not_depend_on_the_rows_around_it(quantize, out_featu
     alone = np.concatenate([gemm.matmul(row[None], packed, bias, np.empty((1, out_features), np.float32), 1)
                             for row in x])
     for rows in range(1, len(x) + 1):
-        for tasks in (1, 2):
-            together = gemm.matmul(x[:rows], packed, bias, np.empty((rows, out_features), np.float32), tasks)
-            assert np.array_equal(together, alone[:rows]), (rows, tasks)
+        for tasks, tiling in itertools.product((1, 2), (gemm.TALL, gemm.WIDE)):
+            together = gemm.matmul(x[:rows], packed, bias, np.empty((rows, out_features), np.float32), tasks,
+                                   tiling=tiling)
+            assert np.array_equal(together, alone[:rows]), (rows, tasks, tiling)
 
 
 def test_tile_shape_follows_the_vector_unit():
     assert gemm.tile_shape(isa.VectorUnit(lanes=8, registers=16)) == (6, 2, 8)  # AVX2: 12 accumulators + 3
     assert gemm.tile_shape(isa.VectorUnit(lanes=16, registers=32)) == (14, 2, 16)  # AVX-512: 28 + 3
     rows, vectors, lanes = gemm.tile_shape()
-    assert rows * vectors + vectors + 1 <= isa.vector_unit().registers
+    registers = isa.vector_unit().registers
+    assert rows * vectors + vectors + 1 <= registers
+    # the wide tile: two panels, as many rows as the rest of the registers hold; a candidate only if
+    # taller than the tall edge tile (with 32 registers: 6 rows x 4 vectors, 24 accumulators + 5)
+    wide_vectors = 2 * vectors
+    assert gemm.WIDE.rows * wide_vectors + wide_vectors + 1 <= registers < (gemm.WIDE.rows + 1) * wide_vectors + wide_vectors + 1
+    assert gemm.TILINGS == ((gemm.TALL, gemm.WIDE) if registers == 32 else (gemm.TALL,))
 
 
 def _tile_asm(kernel, *arrays):
@@ -401,6 +412,8 @@ for rows in (1, 2, gemm.TILE_ROWS - 1, gemm.TILE_ROWS, gemm.TILE_ROWS + 1, 2 * g
                 for i in (0, rows - 1):
                     alone = gemm.matmul(x[i : i + 1], packed, b, np.empty((1, cols), np.float32), 1)
                     assert np.array_equal(together[i], alone[0]), (rows, inner, cols, tasks, i)
+                wide = gemm.matmul(x, packed, b, np.empty((rows, cols), np.float32), tasks, tiling=gemm.WIDE)
+                assert np.array_equal(wide, together), (rows, inner, cols, tasks)
 print("ok", gemm.TILE_ROWS, gemm.PANEL, gemm.K_GROUP)
 """
 

@@ -143,6 +143,7 @@ class Worker:
                                      env=thread_env(threads), cwd=str(ROOT))
         ready = self._read()
         self.load_s, self.first_s, self.weights_bytes = ready["load_s"], ready["first_s"], ready.get("weights_bytes")
+        self.tilings = ready.get("tilings")
         self.times = []
 
     def _read(self):
@@ -202,7 +203,8 @@ def measure(pythons, engines, model, threads, shape, rounds, budget_s, scratch):
         results[w.engine] = {**stats(w.times[1:], batch), "round_ms": [1e3 * t for t in by_round[w.engine]],
                              "peak_rss_mib": w.peak_rss_mib,
                              "anon_rss_mib": w.anon_rss_mib, "load_s": w.load_s,
-                             "weights_mib": None if w.weights_bytes is None else w.weights_bytes / 2**20}
+                             "weights_mib": None if w.weights_bytes is None else w.weights_bytes / 2**20,
+                             **({"tilings": w.tilings} if w.tilings else {})}
     reference = scratch / ("out-torch.npy" if "torch" in engines else "out-numpy.npy")
     if reference.exists():
         ref = np.load(reference).astype(np.float64)
@@ -354,11 +356,21 @@ def warnings_for(data):
     return lines
 
 
+def tilings_line(data):
+    """The tiles the numba engines' products ran with, e.g. "float32 wide, int8 tall"."""
+    tilings = {}
+    for row in data["rows"]:
+        for result in row["results"].values():
+            tilings.update(result.get("tilings", {}))
+    return ", ".join(f"{kind} {name}" for kind, name in sorted(tilings.items())) or "no numba engine ran"
+
+
 def report(data):
     m = data["machine"]
     lines = [
         f"Date: {data['date']}. Machine: {m['cpu']}, {m['cores']} cores; flags: {m['flags'] or 'none of ' + ', '.join(CPU_FLAGS)}.",
         f"Numba compiles for: {m['numba_target']}. BLAS: {m['blas']}.",
+        f"Whole tiles (kernels/calibration.py): {tilings_line(data)}.",
         f"Load average at start {data['loadavg']} (other processes share this machine: every figure is a side-by-side ratio).",
         f"Versions: {data['versions']}.",
         "",

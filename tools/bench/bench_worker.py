@@ -84,6 +84,10 @@ def minidistil_engine(engine, model_dir, threads, ids, mask, mlm):
     field = "logits" if mlm else "last_hidden_state"
     run = lambda: getattr(model(input_ids=ids, attention_mask=mask), field)  # noqa: E731
     run.weights_bytes = sum(int(getattr(v, "nbytes", 0)) for v in model.runner.prepared.values())
+    if engine in ("numba", "numba-int8"):  # the whole tiles its packed products run with (kernels/calibration.py)
+        from minidistil.kernels import calibration
+
+        run.tilings = {kind or "float32": calibration.name(tiling) for kind, tiling in model.ops.tilings.items()}
     return run
 
 
@@ -213,7 +217,8 @@ def main(argv=None):
     if args.save:
         np.save(args.save, first)
     print(json.dumps({"ready": True, "load_s": load_s, "first_s": first_s,
-                      "weights_bytes": getattr(run, "weights_bytes", None)}), flush=True)
+                      "weights_bytes": getattr(run, "weights_bytes", None), "tilings": getattr(run, "tilings", None)}),
+          flush=True)
 
     for line in sys.stdin:
         command = line.split()

@@ -1,0 +1,105 @@
+"""The whole-tile choice (kernels/calibration.py): timed once per machine, kept in the warm-up's stamp,
+overridable by $MINIDISTIL_TILING, and passed by the ops to every packed product."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+from minidistil.kernels import calibration, cpu, gemm, warmup  # noqa: E402
+from minidistil.kernels.reference import quantize_matrix  # noqa: E402
+
+
+def test_the_choice_is_one_of_the_candidates_with_what_each_took():
+    tiling, seconds = calibration.choose(int8=False, tasks=2)
+    assert tiling in gemm.TILINGS
+    if len(gemm.TILINGS) == 1:
+        assert seconds == {}
+    else:
+        assert set(seconds) == {"tall", "wide"} and all(s > 0 for s in seconds.values())
+        assert seconds[calibration.name(tiling)] == min(seconds.values())
+
+
+@pytest.mark.parametrize("slower", ["tall", "wide"])
+def test_the_faster_tiling_wins(monkeypatch, slower):
+    """A stand-in clock that makes one tiling's products take longer: the other is chosen, for float32 and int8."""
+    monkeypatch.setattr(gemm, "TILINGS", (gemm.TALL, gemm.WIDE))
+    now = [0.0]
+    real_matmul = gemm.matmul
+
+    def matmul(x, packed, bias, out, tasks, tiling):
+        now[0] += 2.0 if calibration.name(tiling) == slower else 1.0
+        return real_matmul(x, packed, bias, out, tasks, tiling=tiling)
+
+    monkeypatch.setattr(gemm, "matmul", lambda *args, tiling: matmul(*args, tiling))
+    monkeypatch.setattr(calibration.time, "perf_counter", lambda: now[0])
+    for int8 in (False, True):
+        tiling, seconds = calibration.choose(int8, tasks=1)
+        assert calibration.name(tiling) != slower
+        assert seconds[slower] == 2 * seconds[calibration.name(tiling)] == 2.0 * len(calibration.ROWS)
+
+
+def test_one_candidate_is_not_timed(monkeypatch):
+    monkeypatch.setattr(gemm, "TILINGS", (gemm.TALL,))
+    monkeypatch.setattr(gemm, "matmul", None)  # would fail if called
+    assert calibration.choose(int8=True, tasks=2) == (gemm.TALL, {})
+
+
+def test_the_environment_names_a_tiling(monkeypatch):
+    monkeypatch.delenv(calibration.ENVIRONMENT, raising=False)
+    assert calibration.from_environment() is None
+    for value, expected in (("wide", gemm.WIDE), (" Tall ", gemm.TALL), ("", None)):
+        monkeypatch.setenv(calibration.ENVIRONMENT, value)
+        assert calibration.from_environment() == expected
+    monkeypatch.setenv(calibration.ENVIRONMENT, "fastest")
+    with pytest.raises(ValueError, match=r"\$MINIDISTIL_TILING: expected one of tall, wide, got 'fastest'"):
+        calibration.from_environment()
+
+
+@pytest.fixture
+def timed_here(monkeypatch):
+    """Calls of calibration.choose from warmup.tiling (each answers TALL), with its per-process memo cleared."""
+    calls = []
+    monkeypatch.setattr(calibration, "choose", lambda int8, tasks: calls.append((int8, tasks)) or (gemm.TALL, {}))
+    monkeypatch.delenv(calibration.ENVIRONMENT, raising=False)
+    warmup._timed_here.cache_clear()
+    yield calls
+    warmup._timed_here.cache_clear()
+
+
+def test_the_stamp_keeps_the_choice_and_the_environment_overrides_it(tmp_path, monkeypatch, timed_here):
+    ops = cpu.NumbaOps(threads=2)
+    warmup.stamp_path(tmp_path, "int8").write_text(json.dumps({"tiling": "wide"}))
+    assert warmup.tiling(ops, tmp_path, "int8") == gemm.WIDE
+    monkeypatch.setenv(calibration.ENVIRONMENT, "tall")
+    assert warmup.tiling(ops, tmp_path, "int8") == gemm.TALL
+    assert timed_here == []
+
+
+@pytest.mark.parametrize("stamp", [None, "", "compiled in 3 s\n", json.dumps({"tiling": "diagonal"}), "[]"])
+def test_without_a_readable_stamp_the_choice_is_timed_once_per_process(tmp_path, timed_here, stamp):
+    if stamp is not None:
+        warmup.stamp_path(tmp_path, None).write_text(stamp)
+    ops = cpu.NumbaOps(threads=2)
+    for _ in range(2):
+        assert warmup.tiling(ops, tmp_path, None) == gemm.TALL
+    assert warmup.tiling(ops, None, None) == gemm.TALL  # no cache directory at all
+    assert timed_here == [(False, ops.tasks())]
+
+
+def test_the_ops_pass_their_kernel_sets_tiling_to_each_product(monkeypatch):
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((gemm.PANEL + 3, 24)).astype(np.float32)
+    ops = cpu.NumbaOps(threads=2)
+    seen = []
+    real_matmul = gemm.matmul
+    monkeypatch.setattr(gemm, "matmul", lambda *args: seen.append(args[-1]) or real_matmul(*args))
+    x = rng.standard_normal((5, 24)).astype(np.float32)
+    ops.tilings = {None: gemm.WIDE, "int8": gemm.TALL}
+    wide = ops.linear(x, gemm.pack_float32(weight))
+    ops.linear(x, gemm.pack_int8(*quantize_matrix(weight)))
+    ops.tilings = {}
+    tall = ops.linear(x, gemm.pack_float32(weight))
+    assert seen == [gemm.WIDE, gemm.TALL, gemm.TALL]
+    assert np.array_equal(wide, tall)
