@@ -1,22 +1,25 @@
 """Which whole tile the packed products use on this machine (gemm.TILINGS): timed once, at first use.
 
-    tiling, seconds = choose(int8=False, tasks=2)   # gemm.TALL or gemm.WIDE, and what each took
+    tiling, ratios = choose(int8=False, tasks=2)    # gemm.TALL or gemm.WIDE, and WIDE's time ratios
     tiling = from_environment()                     # $MINIDISTIL_TILING ("tall" / "wide"), else None
 
-Why time it: the faster tile depends on the core, not only on its instruction set. An Intel Xeon
-with AVX-512 and AMX (two 512-bit FMA units per core) ran a 32 x 128 DistilBERT pass in 0.94x the
+Why time it: the faster tile may depend on the core, not only on its instruction set. An Intel Xeon
+with AVX-512 and AMX (two 512-bit FMA units per core) ran a 32 x 128 DistilBERT pass in 0.92x the
 time with the wide tile (gemm.py has the other shapes); an AMD Zen 4, with the same 32 registers
 but 512-bit FMAs split into two 256-bit halves, has not been measured with it. The results are
 the same bit for bit either way, so a close call costs at most the difference, never a number.
 
-How: each candidate runs the same products in turn, ROUNDS rounds alternating, and the one with
-the lower sum of median times wins (the first, TALL, on a tie). The products are a transformer
-FFN's first weight (768 -> 3072) at 8 rows, where the weight streams from memory, and at 192
-rows, where the tile's own rate counts: ~0.1 s in all on that Xeon. warmup.py runs this right
-after compiling a kernel set and records the choice in its stamp; $MINIDISTIL_TILING overrides
-it (benchmarks, or a machine too busy to time).
+How: TALL and WIDE run the same products in turn, ROUNDS rounds alternating, and WIDE wins when
+the geometric mean over the products of its median per-round time ratio to TALL is below 1. The
+products are a transformer FFN's two weights (768 -> 3072, 3072 -> 768) at 1024 rows, where the
+tile's own rate counts. Fewer rows do not tell the two apart on that Xeon: at 128 rows the ratios
+were 0.87-1.02 from run to run, at 1024 rows 0.89 and 0.98 each time; at 8 rows single calls
+ranged over 0.5-2x (a thread pool's wake-up). 0.7 s in all there (int8: 0.3 s). warmup.py runs this right
+after compiling a kernel set and records the choice and the ratios in its stamp;
+$MINIDISTIL_TILING overrides it (benchmarks, or a machine too busy to time).
 """
 
+import math
 import os
 import statistics
 import time
@@ -27,8 +30,7 @@ from . import gemm
 from .reference import quantize_matrix
 
 ROUNDS = 7
-ROWS = (8, 192)
-IN_FEATURES, OUT_FEATURES = 768, 3072
+PRODUCTS = ((1024, 768, 3072), (1024, 3072, 768))  # (rows, In, Out)
 ENVIRONMENT = "MINIDISTIL_TILING"
 NAMES = {"tall": gemm.TALL, "wide": gemm.WIDE}
 
@@ -49,25 +51,28 @@ def from_environment():
 
 
 def choose(int8, tasks):
-    """(the faster Tiling of gemm.TILINGS here, {name: summed median seconds}) for float32 or int8 products.
+    """(gemm.WIDE or gemm.TALL, {"In->Out": WIDE's median per-round time ratio to TALL's}) for float32 or int8
+    products on `tasks` threads.
 
-    With one candidate (16 vector registers: gemm.py) it is returned untimed, with no seconds.
+    Where WIDE is not a candidate (16 vector registers: gemm.TILINGS), TALL, untimed, and no ratios.
     """
-    if len(gemm.TILINGS) == 1:
-        return gemm.TILINGS[0], {}
+    if gemm.WIDE not in gemm.TILINGS:
+        return gemm.TALL, {}
     rng = np.random.default_rng(0)
-    weight = rng.standard_normal((OUT_FEATURES, IN_FEATURES)).astype(np.float32)
-    packed = gemm.pack_int8(*quantize_matrix(weight)) if int8 else gemm.pack_float32(weight)
-    bias = np.zeros(OUT_FEATURES, np.float32)
-    inputs = [(rng.standard_normal((rows, IN_FEATURES)).astype(np.float32), np.empty((rows, OUT_FEATURES), np.float32))
-              for rows in ROWS]
-    times = {(tiling, rows): [] for tiling in gemm.TILINGS for rows in ROWS}
-    for round_ in range(ROUNDS + 1):  # round 0 warms the caches and the thread pool, and is not counted
-        for tiling in gemm.TILINGS if round_ % 2 else gemm.TILINGS[::-1]:
-            for rows, (x, out) in zip(ROWS, inputs):
+    ratios = {}
+    for rows, in_features, out_features in PRODUCTS:
+        weight = rng.standard_normal((out_features, in_features)).astype(np.float32)
+        packed = gemm.pack_int8(*quantize_matrix(weight)) if int8 else gemm.pack_float32(weight)
+        x = rng.standard_normal((rows, in_features)).astype(np.float32)
+        bias, out = np.zeros(out_features, np.float32), np.empty((rows, out_features), np.float32)
+        times = {gemm.TALL: [], gemm.WIDE: []}
+        for round_ in range(ROUNDS + 1):  # round 0 warms the caches and the thread pool, and is not counted
+            for tiling in (gemm.TALL, gemm.WIDE) if round_ % 2 else (gemm.WIDE, gemm.TALL):
                 start = time.perf_counter()
                 gemm.matmul(x, packed, bias, out, tasks, tiling=tiling)
                 if round_:
-                    times[tiling, rows].append(time.perf_counter() - start)
-    seconds = {name(tiling): sum(statistics.median(times[tiling, rows]) for rows in ROWS) for tiling in gemm.TILINGS}
-    return min(gemm.TILINGS, key=lambda tiling: seconds[name(tiling)]), seconds
+                    times[tiling].append(time.perf_counter() - start)
+        ratios[f"{in_features}->{out_features}"] = statistics.median(
+            wide / tall for wide, tall in zip(times[gemm.WIDE], times[gemm.TALL]))
+    faster = math.prod(ratios.values()) ** (1 / len(ratios)) < 1
+    return gemm.WIDE if faster else gemm.TALL, ratios

@@ -133,14 +133,17 @@ class Tiling(NamedTuple):
 
 # The whole tiles to choose from. TALL: one panel, TILE_ROWS rows (tile_shape). WIDE: two panels and
 # as many rows as the registers then hold (6 with AVX-512's 32 registers): fewer loads of x per FMA,
-# more of the weight. Which one is faster depends on the machine, not on its instruction set: on a
-# 2-core Intel Xeon with AVX-512 (2 FMA units, AMX) WIDE took 0.97x the time of a DistilBERT pass
-# at 1 x 8, 0.94x at 1 x 128 and 32 x 128 in float32, 0.94x / 0.93x / 0.90x in int8 (old and new in
-# alternating processes, 4 rounds). So calibration.py times both on this machine, once, and the
-# ops pass the winner to matmul. With 16 registers WIDE is only 2 rows, the edge tile itself: not a
-# candidate there (TILINGS), though matmul still runs it (a test's way to reach the two-panel loop).
-# (Four vectors in one panel of 64 columns instead of two panels gave the same rate at many rows
-# but took 1.14-1.23x the time at 1 x 8.) A row's result is the same whichever tile it lands in.
+# more of the weight. On a 2-core Intel Xeon with AVX-512 (2 FMA units, AMX) WIDE took 0.96x the
+# time of a DistilBERT pass at 1 x 8, 0.92x at 1 x 128 and at 32 x 128 in float32, 0.95x / 0.93x /
+# 0.90x in int8 (the two forced by $MINIDISTIL_TILING in alternating processes, 4 rounds). Whether
+# that holds on cores with other FMA and load units (Zen 4 splits a 512-bit FMA in two) is not known
+# here, so calibration.py times both on each machine, once, and the ops pass the winner to matmul.
+# With 16 registers WIDE is only 2 rows, the edge tile itself: not a candidate there (TILINGS),
+# though matmul still runs it (a test's way to reach the two-panel loop on any machine). Its tiles
+# lengthen each kernel set's one compile by ~2 s (the Xeon: float32 13.1 -> 14.8 s, int8 8.1 ->
+# 10.1 s). (Four vectors in one panel of 64 columns instead of two panels gave the same rate at
+# many rows but took 1.14-1.23x the time at 1 x 8.) A row's result is the same whichever tile it
+# lands in.
 TALL = Tiling(TILE_ROWS, 1)
 WIDE = Tiling((isa.vector_unit().registers - 2 * TILE_VECTORS - 1) // (2 * TILE_VECTORS), 2)
 TILINGS = (TALL, WIDE) if WIDE.rows > TALL_EDGE_ROWS else (TALL,)
@@ -151,30 +154,42 @@ K_GROUP = 4 if isa.byte_dot_product() else 2
 X_DTYPE, X_OFFSET = (np.dtype(np.uint8), 128) if K_GROUP == 4 else (np.dtype(np.int16), 0)
 
 
-def _switch(cases):
-    """A Numba function call(key, args) = cases[key](*args): the keys (ints or tuples of ints) are
-    compiled in as constants, a chain of comparisons; a key not in `cases` calls the last case."""
-    *earlier, (_, last) = cases.items()
-    call = njit(lambda key, args: last(*args))
-    for key, function in reversed(earlier):
-        call = _case(key, function, call)
-    return call
+# Every (rows, panels) a tile of matmul can have: whole tiles of TALL and of WIDE (its rows also
+# over the last panel of an odd count alone), then edge tiles of one panel or two.
+TILE_SHAPES = ((TILE_ROWS, 1), (WIDE.rows, 2), (WIDE.rows, 1),
+               (TALL_EDGE_ROWS, 1), (TALL_EDGE_ROWS, 2), (EDGE_ROWS, 1), (EDGE_ROWS, 2))
 
 
-def _case(key, function, otherwise):
-    def call(selector, args):
-        return function(*args) if selector == key else otherwise(selector, args)
+def _tile_runner(make):
+    """A Numba function run(shape, args) calling, with args, the tile make(*shape) for each shape of
+    TILE_SHAPES (where two shapes coincide, as WIDE's and the edge tiles' with 16 registers, the
+    first). Written out, not built as a chain of one function per shape: the chain took ~1.5 s
+    longer to compile per kernel set."""
+    tall, wide, wide_alone, tall_edge, tall_edge_pair, edge, edge_pair = (make(*shape) for shape in TILE_SHAPES)
+    tall_shape, wide_shape, wide_alone_shape, tall_edge_shape, tall_edge_pair_shape, edge_shape, _ = TILE_SHAPES
 
-    return njit(call)
+    def run(shape, args):
+        if shape == tall_shape:
+            tall(*args)
+        elif shape == wide_shape:
+            wide(*args)
+        elif shape == wide_alone_shape:
+            wide_alone(*args)
+        elif shape == tall_edge_shape:
+            tall_edge(*args)
+        elif shape == tall_edge_pair_shape:
+            tall_edge_pair(*args)
+        elif shape == edge_shape:
+            edge(*args)
+        else:
+            edge_pair(*args)
+
+    return njit(run)
 
 
-# Every (rows, panels) a tile of matmul can have: whole tiles of either tiling (WIDE's rows also over
-# the last panel of an odd count alone), edge tiles of one panel or two.
-TILE_SHAPES = tuple(dict.fromkeys([(TILE_ROWS, 1), (WIDE.rows, 2), (WIDE.rows, 1)]
-                                  + [(rows, count) for rows in (TALL_EDGE_ROWS, EDGE_ROWS) for count in (1, 2)]))
 _I8_TILE = simd.madd_tile(TILE_ROWS, TILE_VECTORS, LANES, group=K_GROUP)
-_RUN_F32 = _switch({shape: simd.fma_tile(shape[0], TILE_VECTORS, LANES, shape[1]) for shape in TILE_SHAPES})
-_RUN_I8 = _switch({shape: simd.madd_tile(shape[0], TILE_VECTORS, LANES, shape[1], K_GROUP) for shape in TILE_SHAPES})
+_RUN_F32 = _tile_runner(lambda rows, panels: simd.fma_tile(rows, TILE_VECTORS, LANES, panels))
+_RUN_I8 = _tile_runner(lambda rows, panels: simd.madd_tile(rows, TILE_VECTORS, LANES, panels, K_GROUP))
 
 
 class PackedMatrix(NamedTuple):
@@ -394,8 +409,24 @@ def _row_packer(group):
     return pack
 
 
-# _pack_rows(group, (x, start, stop, packed, at)): for the tiles of every height TILE_SHAPES has
-_pack_rows = _switch({rows: _row_packer(rows) for rows, _ in TILE_SHAPES})
+def _rows_packer():
+    """A Numba function pack_rows(group, x, start, stop, packed, at): _row_packer(group)'s kernel, for the
+    heights of TILE_SHAPES (TILE_ROWS, WIDE.rows, TALL_EDGE_ROWS, EDGE_ROWS; the first where two coincide)."""
+    tall, wide, tall_edge, edge = (_row_packer(rows) for rows in (TILE_ROWS, WIDE.rows, TALL_EDGE_ROWS, EDGE_ROWS))
+
+    def pack_rows(group, x, start, stop, packed, at):
+        if group == TILE_ROWS:
+            return tall(x, start, stop, packed, at)
+        if group == WIDE.rows:
+            return wide(x, start, stop, packed, at)
+        if group == TALL_EDGE_ROWS:
+            return tall_edge(x, start, stop, packed, at)
+        return edge(x, start, stop, packed, at)
+
+    return njit(pack_rows)
+
+
+_pack_rows = _rows_packer()
 
 
 @njit(cache=True)
@@ -465,11 +496,11 @@ def _matmul(x, x_affine, panels, w_scale, w_center, w_start, bias, act, out, tas
         scratch = np.empty((TILE_ROWS, 2 * PANEL), np.float32)  # a tile that does not fit in `out`
         for block in range(blocks):
             m0, m1 = r0 + block * rows_per_block, min(r0 + (block + 1) * rows_per_block, r1)
-            edge_at = _pack_rows(tile_rows, (words, m0, m1, packed, 0))
+            edge_at = _pack_rows(tile_rows, words, m0, m1, packed, 0)
             with_edge = block == blocks - 1 and r1 == whole_rows
             if with_edge:
-                short_at = _pack_rows(TALL_EDGE_ROWS, (words, whole_rows, whole_rows + tall_rows, packed, edge_at))
-                _pack_rows(EDGE_ROWS, (words, whole_rows + tall_rows, rows, packed, short_at))
+                short_at = _pack_rows(TALL_EDGE_ROWS, words, whole_rows, whole_rows + tall_rows, packed, edge_at)
+                _pack_rows(EDGE_ROWS, words, whole_rows + tall_rows, rows, packed, short_at)
             for q in range(first, last, 2):
                 pair = min(2, last - q)
                 for p in range(q, q + pair, tile_panels):  # whole tiles: over each panel of the pair, or both

@@ -117,9 +117,9 @@ def ensure_compiled(ops, cache_dir, kernel_sets=(None,), wait=True):
             start = time.perf_counter()
             exercise(ops, kind)
             compiled_s = time.perf_counter() - start
-            tiling, seconds = calibration.choose(kind == "int8", ops.tasks())
+            tiling, ratios = calibration.choose(kind == "int8", ops.tasks())
             record = {"compiled_s": round(compiled_s, 1), "tiling": calibration.name(tiling),
-                      "calibration_s": {name: round(s, 6) for name, s in seconds.items()}}
+                      "wide_time_ratios": {product: round(ratio, 3) for product, ratio in ratios.items()}}
             _write_atomically(stamp_path(cache_dir, kind), json.dumps(record) + "\n")
         return todo
 

@@ -11,33 +11,40 @@ from minidistil.kernels import calibration, cpu, gemm, warmup  # noqa: E402
 from minidistil.kernels.reference import quantize_matrix  # noqa: E402
 
 
-def test_the_choice_is_one_of_the_candidates_with_what_each_took():
-    tiling, seconds = calibration.choose(int8=False, tasks=2)
+def test_the_choice_is_one_of_the_candidates_with_the_ratios_it_came_from():
+    tiling, ratios = calibration.choose(int8=False, tasks=2)
     assert tiling in gemm.TILINGS
-    if len(gemm.TILINGS) == 1:
-        assert seconds == {}
+    if gemm.WIDE not in gemm.TILINGS:
+        assert ratios == {}
     else:
-        assert set(seconds) == {"tall", "wide"} and all(s > 0 for s in seconds.values())
-        assert seconds[calibration.name(tiling)] == min(seconds.values())
+        assert set(ratios) == {f"{i}->{o}" for _, i, o in calibration.PRODUCTS} and all(r > 0 for r in ratios.values())
+        assert (tiling == gemm.WIDE) == (np.prod(list(ratios.values())) < 1)
 
 
 @pytest.mark.parametrize("slower", ["tall", "wide"])
 def test_the_faster_tiling_wins(monkeypatch, slower):
-    """A stand-in clock that makes one tiling's products take longer: the other is chosen, for float32 and int8."""
+    """A stand-in clock that makes one tiling's products take twice as long: the other is chosen, for float32
+    and int8, from the products' real matmul calls."""
     monkeypatch.setattr(gemm, "TILINGS", (gemm.TALL, gemm.WIDE))
-    now = [0.0]
+    monkeypatch.setattr(calibration, "PRODUCTS", ((20, 24, 40), (13, 40, 24)))
+    now, calls = [0.0], []
     real_matmul = gemm.matmul
 
     def matmul(x, packed, bias, out, tasks, tiling):
         now[0] += 2.0 if calibration.name(tiling) == slower else 1.0
+        calls.append((x.shape[0], packed.shape, calibration.name(tiling)))
         return real_matmul(x, packed, bias, out, tasks, tiling=tiling)
 
-    monkeypatch.setattr(gemm, "matmul", lambda *args, tiling: matmul(*args, tiling))
+    monkeypatch.setattr(gemm, "matmul", matmul)
     monkeypatch.setattr(calibration.time, "perf_counter", lambda: now[0])
     for int8 in (False, True):
-        tiling, seconds = calibration.choose(int8, tasks=1)
+        calls.clear()
+        tiling, ratios = calibration.choose(int8, tasks=1)
         assert calibration.name(tiling) != slower
-        assert seconds[slower] == 2 * seconds[calibration.name(tiling)] == 2.0 * len(calibration.ROWS)
+        assert ratios == {"24->40": 2.0 if slower == "wide" else 0.5, "40->24": 2.0 if slower == "wide" else 0.5}
+        for product in ((20, (40, 24)), (13, (24, 40))):  # each product, each tiling, ROUNDS + 1 times
+            for name in ("tall", "wide"):
+                assert calls.count((*product, name)) == calibration.ROUNDS + 1
 
 
 def test_one_candidate_is_not_timed(monkeypatch):
