@@ -1,6 +1,6 @@
 """Which whole tile the packed products use on this machine (gemm.TILINGS): timed once, at first use.
 
-    tiling, ratios = choose(int8=False, tasks=2)    # gemm.TALL or gemm.WIDE, and WIDE's time ratios
+    tiling, ratios = choose(int8=False)             # gemm.TALL or gemm.WIDE, and WIDE's time ratios
     tiling = from_environment()                     # $MINIDISTIL_TILING ("tall" / "wide"), else None
 
 Why time it: the faster tile may depend on the core, not only on its instruction set. An Intel Xeon
@@ -24,6 +24,7 @@ import os
 import statistics
 import time
 
+import numba
 import numpy as np
 
 from . import gemm
@@ -50,14 +51,25 @@ def from_environment():
     return NAMES[value]
 
 
-def choose(int8, tasks):
+def choose(int8, tasks=None):
     """(gemm.WIDE or gemm.TALL, {"In->Out": WIDE's median per-round time ratio to TALL's}) for float32 or int8
-    products on `tasks` threads.
+    products on `tasks` threads (None: all of Numba's, whatever the calling thread was set to: the
+    choice is kept for every later process of this machine, whatever threads each asks for).
 
     Where WIDE is not a candidate (16 vector registers: gemm.TILINGS), TALL, untimed, and no ratios.
     """
     if gemm.WIDE not in gemm.TILINGS:
         return gemm.TALL, {}
+    tasks = numba.config.NUMBA_NUM_THREADS if tasks is None else tasks
+    saved = numba.get_num_threads()
+    numba.set_num_threads(min(tasks, numba.config.NUMBA_NUM_THREADS))
+    try:
+        return _timed(int8, tasks)
+    finally:
+        numba.set_num_threads(saved)
+
+
+def _timed(int8, tasks):
     rng = np.random.default_rng(0)
     ratios = {}
     for rows, in_features, out_features in PRODUCTS:

@@ -347,8 +347,7 @@ class NumbaOps(Ops):
         self.serial_work = SERIAL_WORK
         self.tilings = {}  # kernel set (None: float32, "int8") -> gemm.Tiling, set by prepare (warmup.tiling)
 
-    def tasks(self):
-        """The threads a kernel of these ops splits its work over: `threads`, at most Numba's pool."""
+    def _threads(self):
         return numba.config.NUMBA_NUM_THREADS if self.threads is None else min(self.threads, numba.config.NUMBA_NUM_THREADS)
 
     def _parallel(self, work):
@@ -357,7 +356,7 @@ class NumbaOps(Ops):
         numba.set_num_threads holds per calling thread, hence the check on every op.
         Waking the sleeping pool costs ~10-20 us, more than a tiny kernel's work.
         """
-        n = self.tasks()
+        n = self._threads()
         if numba.get_num_threads() != n:
             numba.set_num_threads(n)
         return n > 1 and work >= self.serial_work
@@ -384,7 +383,7 @@ class NumbaOps(Ops):
         if matrices:
             warmup.ensure_compiled(self, _cache_dir(), warmup.kernel_sets(quantize))
             for kind in warmup.kernel_sets(quantize):
-                self.tilings[kind] = warmup.tiling(self, _cache_dir(), kind)
+                self.tilings[kind] = warmup.tiling(_cache_dir(), kind)
         prepared = {name: _writable_vector(np.ascontiguousarray(value, dtype=np.float32)) for name, value in params.items()}
         names = matrix_names(prepared, matrices)
         arena = gemm.Arena.for_matrices([prepared[name].shape for name in names], int8=quantize == "int8")
@@ -409,7 +408,7 @@ class NumbaOps(Ops):
         bias = _f32(bias) if bias is not None else np.zeros(cols, np.float32)  # (Out,)
         y = self._empty((rows, cols))  # (N, Out)
         if isinstance(weight, gemm.PackedMatrix):
-            threads = self.tasks() if self._parallel(rows * x2.shape[1] * cols) else 1
+            threads = self._threads() if self._parallel(rows * x2.shape[1] * cols) else 1
             tiling = self.tilings.get(None if weight.scales is None else "int8", gemm.TALL)
             gemm.matmul(x2, weight, bias, y, threads, act, tiling)  # bias and activation applied by the kernel
         else:  # a weight prepare() did not pack (adapters, callers of ops.linear): BLAS

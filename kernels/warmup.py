@@ -117,7 +117,7 @@ def ensure_compiled(ops, cache_dir, kernel_sets=(None,), wait=True):
             start = time.perf_counter()
             exercise(ops, kind)
             compiled_s = time.perf_counter() - start
-            tiling, ratios = calibration.choose(kind == "int8", ops.tasks())
+            tiling, ratios = calibration.choose(kind == "int8")
             record = {"compiled_s": round(compiled_s, 1), "tiling": calibration.name(tiling),
                       "wide_time_ratios": {product: round(ratio, 3) for product, ratio in ratios.items()}}
             _write_atomically(stamp_path(cache_dir, kind), json.dumps(record) + "\n")
@@ -131,7 +131,7 @@ def _write_atomically(path, text):
     os.replace(partial, path)
 
 
-def tiling(ops, cache_dir, kind):
+def tiling(cache_dir, kind):
     """The gemm.Tiling kernel set `kind` (None: float32, or "int8") runs with: $MINIDISTIL_TILING when
     set, else the one its stamp in `cache_dir` records, else (no stamp: a cache that cannot be
     written, or another process still compiling) timed in this process, once."""
@@ -141,12 +141,12 @@ def tiling(ops, cache_dir, kind):
     try:
         return calibration.NAMES[json.loads(stamp_path(cache_dir, kind).read_text())["tiling"]]
     except (TypeError, OSError, ValueError, KeyError):  # no cache directory, no stamp, or not one of ours
-        return _timed_here(kind, ops.tasks())
+        return _timed_here(kind)
 
 
 @functools.lru_cache(maxsize=None)
-def _timed_here(kind, tasks):
-    return calibration.choose(kind == "int8", tasks)[0]
+def _timed_here(kind):
+    return calibration.choose(kind == "int8")[0]
 
 
 def compile_in_background(cache_dir, kernel_sets):

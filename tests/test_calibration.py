@@ -12,7 +12,14 @@ from minidistil.kernels.reference import quantize_matrix  # noqa: E402
 
 
 def test_the_choice_is_one_of_the_candidates_with_the_ratios_it_came_from():
-    tiling, ratios = calibration.choose(int8=False, tasks=2)
+    import numba
+
+    numba.set_num_threads(1)  # what a threads=1 model leaves on its thread: choose times on all, then puts it back
+    try:
+        tiling, ratios = calibration.choose(int8=False)
+        assert numba.get_num_threads() == 1
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     assert tiling in gemm.TILINGS
     if gemm.WIDE not in gemm.TILINGS:
         assert ratios == {}
@@ -68,7 +75,7 @@ def test_the_environment_names_a_tiling(monkeypatch):
 def timed_here(monkeypatch):
     """Calls of calibration.choose from warmup.tiling (each answers TALL), with its per-process memo cleared."""
     calls = []
-    monkeypatch.setattr(calibration, "choose", lambda int8, tasks: calls.append((int8, tasks)) or (gemm.TALL, {}))
+    monkeypatch.setattr(calibration, "choose", lambda int8: calls.append(int8) or (gemm.TALL, {}))
     monkeypatch.delenv(calibration.ENVIRONMENT, raising=False)
     warmup._timed_here.cache_clear()
     yield calls
@@ -76,11 +83,10 @@ def timed_here(monkeypatch):
 
 
 def test_the_stamp_keeps_the_choice_and_the_environment_overrides_it(tmp_path, monkeypatch, timed_here):
-    ops = cpu.NumbaOps(threads=2)
     warmup.stamp_path(tmp_path, "int8").write_text(json.dumps({"tiling": "wide"}))
-    assert warmup.tiling(ops, tmp_path, "int8") == gemm.WIDE
+    assert warmup.tiling(tmp_path, "int8") == gemm.WIDE
     monkeypatch.setenv(calibration.ENVIRONMENT, "tall")
-    assert warmup.tiling(ops, tmp_path, "int8") == gemm.TALL
+    assert warmup.tiling(tmp_path, "int8") == gemm.TALL
     assert timed_here == []
 
 
@@ -88,11 +94,10 @@ def test_the_stamp_keeps_the_choice_and_the_environment_overrides_it(tmp_path, m
 def test_without_a_readable_stamp_the_choice_is_timed_once_per_process(tmp_path, timed_here, stamp):
     if stamp is not None:
         warmup.stamp_path(tmp_path, None).write_text(stamp)
-    ops = cpu.NumbaOps(threads=2)
     for _ in range(2):
-        assert warmup.tiling(ops, tmp_path, None) == gemm.TALL
-    assert warmup.tiling(ops, None, None) == gemm.TALL  # no cache directory at all
-    assert timed_here == [(False, ops.tasks())]
+        assert warmup.tiling(tmp_path, None) == gemm.TALL
+    assert warmup.tiling(None, None) == gemm.TALL  # no cache directory at all
+    assert timed_here == [False]
 
 
 def test_the_ops_pass_their_kernel_sets_tiling_to_each_product(monkeypatch):
