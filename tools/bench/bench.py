@@ -31,8 +31,8 @@ minidistil CLI vs a transformers pipeline, both doing fill-mask on the same
 checkpoint.
 
 The header records where it ran: CPU model and instruction-set flags, what
-Numba compiles for, the BLAS and its core type (threadpoolctl), threads, the
-load average. Results go to stdout and to bench-results/bench.md (markdown)
+Numba compiles for, the BLAS and its core type (threadpoolctl), the whole tiles
+the numba engines ran with (kernels/calibration.py), threads, the load average. Results go to stdout and to bench-results/bench.md (markdown)
 and bench.json.
 """
 
