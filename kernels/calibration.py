@@ -15,8 +15,10 @@ products are a transformer FFN's two weights (768 -> 3072, 3072 -> 768) at 1024 
 tile's own rate counts. Fewer rows do not tell the two apart on that Xeon: at 128 rows the ratios
 were 0.87-1.02 from run to run, at 1024 rows 0.89 and 0.98 each time; at 8 rows single calls
 ranged over 0.5-2x (a thread pool's wake-up). 0.7 s in all there (int8: 0.3 s). warmup.py runs this right
-after compiling a kernel set and records the choice and the ratios in its stamp;
-$MINIDISTIL_TILING overrides it (benchmarks, or a machine too busy to time).
+after compiling a kernel set and records the choice and the ratios in its stamp. A machine busy
+with other work while it times (the CLI's background compile runs beside a command on numpy) can
+tip a close call either way; $MINIDISTIL_TILING overrides the stamp (benchmarks, A/B comparisons),
+and deleting the stamp times again.
 """
 
 import math
@@ -27,7 +29,7 @@ import time
 import numba
 import numpy as np
 
-from . import gemm
+from . import gemm, isa
 from .reference import quantize_matrix
 
 ROUNDS = 7
@@ -42,12 +44,15 @@ def name(tiling):
 
 
 def from_environment():
-    """The Tiling $MINIDISTIL_TILING names, or None when it is unset or empty."""
+    """The Tiling $MINIDISTIL_TILING names, or None when it is unset or empty; ValueError for a name
+    that is not a candidate on this CPU ("wide" with 16 vector registers: gemm.TILINGS)."""
     value = os.environ.get(ENVIRONMENT, "").strip().lower()
     if not value:
         return None
-    if value not in NAMES:
-        raise ValueError(f"${ENVIRONMENT}: expected one of {', '.join(NAMES)}, got {value!r}")
+    candidates = [name(tiling) for tiling in gemm.TILINGS]
+    if value not in candidates:
+        raise ValueError(f"${ENVIRONMENT}: expected one of {', '.join(candidates)} on this CPU "
+                         f"({isa.describe()}), got {value!r}")
     return NAMES[value]
 
 

@@ -55,7 +55,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
-from . import blas, gemm, warmup  # noqa: E402
+from . import blas, calibration, gemm, warmup  # noqa: E402
 from .activate import activate  # noqa: E402
 from .fastmath import exp32, maxnum  # noqa: E402
 from .jit import CONTRACT, REDUCE, SERIAL_WORK, parallel_and_serial  # noqa: E402
@@ -381,6 +381,7 @@ class NumbaOps(Ops):
         first (warmup.py: one notice on stderr, then never again)."""
         check_quantize(quantize)
         if matrices:
+            calibration.from_environment()  # a bad $MINIDISTIL_TILING fails here, not after the compile
             warmup.ensure_compiled(self, _cache_dir(), warmup.kernel_sets(quantize))
             for kind in warmup.kernel_sets(quantize):
                 self.tilings[kind] = warmup.tiling(_cache_dir(), kind)

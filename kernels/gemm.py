@@ -59,11 +59,11 @@ That is the TALL tiling. With 32 registers there is a second, WIDE: 6 rows
 by two panels side by side (4 vectors), fewer loads of x per FMA; which of the
 two runs is timed on each machine (calibration.py, the numbers at TILINGS).
 
-x is packed too, per block of rows (~ROW_BLOCK_BYTES of x), TILE_ROWS rows
-side by side, so a tile reads one stream instead of TILE_ROWS:
+x is packed too, per block of rows (~ROW_BLOCK_BYTES of x), the rows of a
+whole tile (R = the tiling's rows) side by side, so a tile reads one stream
+instead of R:
 
-    x block [m, In]  ->  [m / TILE_ROWS, In, TILE_ROWS]      (TALL_EDGE_ROWS, then EDGE_ROWS, for the
-                                                              last rows % TILE_ROWS)
+    x block [m, In]  ->  [m / R, In, R]      (TALL_EDGE_ROWS, then EDGE_ROWS, for the last rows % R)
 
 Why: with In = 3072 a row is 3 x 4 KiB, so the six rows a tile reads map to
 the same L1 set and the prefetchers follow six streams. The FFN's second
@@ -76,8 +76,8 @@ one thread only where there are enough rows: with rows for at least one
 block per thread, threads split the rows (each packs only its own); with
 fewer, they split the panels (each thread streams its own share of the
 weight, which is what a few rows wait on) and each packs the few rows. The
-last panel's rows past Out go through a scratch tile, so one tile kernel
-serves every shape.
+last panel's rows past Out go through a scratch tile, so the tile kernels
+(one per shape of TILE_SHAPES) serve every shape of weight.
 """
 
 import mmap
@@ -105,7 +105,7 @@ def tile_shape(unit=None):
 
 TILE_ROWS, TILE_VECTORS, LANES = tile_shape()
 PANEL = TILE_VECTORS * LANES  # output rows per panel = columns of a tile
-# The last rows % TILE_ROWS go through edge tiles two panels wide (the last panel of an odd count
+# The last rows % (a whole tile's rows) go through edge tiles two panels wide (the last panel of an odd count
 # alone): as many TALL_EDGE_ROWS-row tiles as fit, then EDGE_ROWS-row ones for the rest. A 2-row
 # tile of one panel has 4 accumulators, too few to hide the FMA latency (x86 cores need 8-10 in
 # flight: 4-5 cycles x 2 units); 2 rows x 4 vectors have 8 (one thread, a 128 x 3072 weight in L2:
@@ -166,7 +166,8 @@ def _tile_runner(make):
     first). Written out, not built as a chain of one function per shape: the chain took ~1.5 s
     longer to compile per kernel set."""
     tall, wide, wide_alone, tall_edge, tall_edge_pair, edge, edge_pair = (make(*shape) for shape in TILE_SHAPES)
-    tall_shape, wide_shape, wide_alone_shape, tall_edge_shape, tall_edge_pair_shape, edge_shape, _ = TILE_SHAPES
+    tall_shape, wide_shape, wide_alone_shape, tall_edge_shape, tall_edge_pair_shape, edge_shape, edge_pair_shape = \
+        TILE_SHAPES
 
     def run(shape, args):
         if shape == tall_shape:
@@ -181,8 +182,9 @@ def _tile_runner(make):
             tall_edge_pair(*args)
         elif shape == edge_shape:
             edge(*args)
-        else:
+        elif shape == edge_pair_shape:
             edge_pair(*args)
+        # no other shape reaches here: matmul takes TALL or WIDE only
 
     return njit(run)
 
@@ -367,8 +369,9 @@ def _tile_for_types(rows, panel_count, x, x_off, x_stride, x_step, x_affine, row
     def int8_tile(rows, panel_count, x, x_off, x_stride, x_step, x_affine, row_off, panels, p, w_scale, w_center,
                   w_start, bias, c0, out, out_off, out_stride):
         steps = panels.shape[1]
-        _RUN_I8((rows, panel_count), (x, x_off, x_stride, x_step, x_affine, row_off, panels, p * steps * K_GROUP * PANEL,
-                                    w_scale, w_center, w_start, bias, c0, out, out_off, out_stride, steps))
+        _RUN_I8((rows, panel_count),
+                (x, x_off, x_stride, x_step, x_affine, row_off, panels, p * steps * K_GROUP * PANEL, w_scale, w_center,
+                 w_start, bias, c0, out, out_off, out_stride, steps))
 
     return int8_tile
 
@@ -380,7 +383,8 @@ def _row_packer(group):
 
     depth = x.shape[1]; e.g. rows a, b, group 2 -> a0 b0 a1 b1 a2 b2 ...; rows past `stop` (up
     to a whole group) are zero. Returns the index just past the last group written. (With the
-    group a run-time argument the same copy took 1.7x as long: 4092 x 3072, 16.9 vs 10.1 ms.)
+    group a run-time argument of one kernel the same copy took 1.7x as long: 4092 x 3072, 16.9
+    vs 10.1 ms; hence one kernel per group, which _rows_packer picks from.)
     The whole groups index with unsigned integers: a signed index gets Numba's wrap-around for
     negative values, which kept LLVM from vectorizing the copy (126 rows, one thread: In = 768
     55 -> 21 us, In = 3072 274 -> 76 us; each of a 1 x 128 pass's products waited for it).
@@ -421,7 +425,7 @@ def _rows_packer():
             return wide(x, start, stop, packed, at)
         if group == TALL_EDGE_ROWS:
             return tall_edge(x, start, stop, packed, at)
-        return edge(x, start, stop, packed, at)
+        return edge(x, start, stop, packed, at)  # EDGE_ROWS: matmul takes TALL or WIDE only
 
     return njit(pack_rows)
 
@@ -492,6 +496,7 @@ def _matmul(x, x_affine, panels, w_scale, w_center, w_start, bias, act, out, tas
             r0, r1 = 0, whole_rows
             first, last = count * task // tasks, count * (task + 1) // tasks
         blocks = max(1, -(-(r1 - r0) // rows_per_block))  # one (empty) block when there are only edge rows
+        # TILE_ROWS bounds both tilings' rows (WIDE's are fewer): the edge rows and any tile in scratch
         packed = np.empty((min(rows_per_block, r1 - r0) + TILE_ROWS + EDGE_ROWS) * stride, words.dtype)
         scratch = np.empty((TILE_ROWS, 2 * PANEL), np.float32)  # a tile that does not fit in `out`
         for block in range(blocks):
@@ -601,6 +606,8 @@ def matmul(x, packed, bias, out, tasks, act=ACT_NONE, tiling=TALL):
     tiling: the whole tiles' shape, TALL or WIDE (calibration.py picks the faster here); the results
     are the same bit for bit. int8 quantizes x per row first.
     """
+    if tiling not in (TALL, WIDE):
+        raise ValueError(f"tiling: expected gemm.TALL {tuple(TALL)} or gemm.WIDE {tuple(WIDE)}, got {tiling!r}")
     tasks = max(1, min(int(tasks), packed.panels.shape[0]))
     x_affine = None
     if packed.scales is not None:

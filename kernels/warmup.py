@@ -67,8 +67,17 @@ def kernel_sets(quantize):
 
 
 def missing(cache_dir, kernel_sets):
-    """The kernel sets of `kernel_sets` that have no stamp in `cache_dir` yet."""
-    return [kind for kind in kernel_sets if not stamp_path(cache_dir, kind).exists()]
+    """The kernel sets of `kernel_sets` without a stamp in `cache_dir` that records a tiling (none yet, or
+    one cut short or not of this version: compiled again, which then mostly loads from Numba's cache)."""
+    return [kind for kind in kernel_sets if _recorded_tiling(stamp_path(cache_dir, kind)) is None]
+
+
+def _recorded_tiling(stamp):
+    """The gemm.Tiling a stamp file records, or None when it cannot be read as one of ours."""
+    try:
+        return calibration.NAMES[json.loads(stamp.read_text())["tiling"]]
+    except (OSError, ValueError, KeyError, TypeError):  # no file, not JSON, no "tiling", or not a known name
+        return None
 
 
 @contextlib.contextmanager
@@ -133,15 +142,13 @@ def _write_atomically(path, text):
 
 def tiling(cache_dir, kind):
     """The gemm.Tiling kernel set `kind` (None: float32, or "int8") runs with: $MINIDISTIL_TILING when
-    set, else the one its stamp in `cache_dir` records, else (no stamp: a cache that cannot be
-    written, or another process still compiling) timed in this process, once."""
+    set, else the one its stamp in `cache_dir` records, else (no cache directory, or one that cannot
+    be written, so no stamp) timed in this process, once."""
     chosen = calibration.from_environment()
     if chosen is not None:
         return chosen
-    try:
-        return calibration.NAMES[json.loads(stamp_path(cache_dir, kind).read_text())["tiling"]]
-    except (TypeError, OSError, ValueError, KeyError):  # no cache directory, no stamp, or not one of ours
-        return _timed_here(kind)
+    recorded = None if cache_dir is None else _recorded_tiling(stamp_path(cache_dir, kind))
+    return _timed_here(kind) if recorded is None else recorded
 
 
 @functools.lru_cache(maxsize=None)

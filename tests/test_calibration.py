@@ -63,12 +63,38 @@ def test_one_candidate_is_not_timed(monkeypatch):
 def test_the_environment_names_a_tiling(monkeypatch):
     monkeypatch.delenv(calibration.ENVIRONMENT, raising=False)
     assert calibration.from_environment() is None
-    for value, expected in (("wide", gemm.WIDE), (" Tall ", gemm.TALL), ("", None)):
+    for value, expected in ((" Tall ", gemm.TALL), ("", None)):
         monkeypatch.setenv(calibration.ENVIRONMENT, value)
         assert calibration.from_environment() == expected
     monkeypatch.setenv(calibration.ENVIRONMENT, "fastest")
-    with pytest.raises(ValueError, match=r"\$MINIDISTIL_TILING: expected one of tall, wide, got 'fastest'"):
+    with pytest.raises(ValueError, match=r"\$MINIDISTIL_TILING: expected one of tall(, wide)? on this CPU .*"
+                                         r"got 'fastest'"):
         calibration.from_environment()
+
+
+@pytest.mark.parametrize("candidates", [(gemm.TALL, gemm.WIDE), (gemm.TALL,)], ids=["32 registers", "16 registers"])
+def test_wide_is_accepted_only_where_it_is_a_candidate(monkeypatch, candidates):
+    monkeypatch.setattr(gemm, "TILINGS", candidates)
+    monkeypatch.setenv(calibration.ENVIRONMENT, "wide")
+    if gemm.WIDE in candidates:
+        assert calibration.from_environment() == gemm.WIDE
+    else:
+        with pytest.raises(ValueError, match=r"expected one of tall on this CPU \(.*\), got 'wide'"):
+            calibration.from_environment()
+
+
+def test_a_bad_environment_fails_at_load_before_any_compile(monkeypatch):
+    monkeypatch.setenv(calibration.ENVIRONMENT, "diagonal")
+    monkeypatch.setattr(warmup, "ensure_compiled", None)  # would fail if reached
+    with pytest.raises(ValueError, match=r"\$MINIDISTIL_TILING: .* got 'diagonal'"):
+        cpu.NumbaOps(threads=1).prepare({"w": np.ones((4, 3), np.float32)}, ["w"])
+
+
+def test_matmul_takes_only_its_two_tilings():
+    packed = gemm.pack_float32(np.ones((4, 3), np.float32))
+    with pytest.raises(ValueError, match=r"tiling: expected gemm.TALL \(\d+, 1\) or gemm.WIDE \(\d+, 2\), got"):
+        gemm.matmul(np.ones((2, 3), np.float32), packed, np.zeros(4, np.float32), np.empty((2, 4), np.float32), 1,
+                    tiling=gemm.Tiling(8, 1))
 
 
 @pytest.fixture
@@ -84,7 +110,7 @@ def timed_here(monkeypatch):
 
 def test_the_stamp_keeps_the_choice_and_the_environment_overrides_it(tmp_path, monkeypatch, timed_here):
     warmup.stamp_path(tmp_path, "int8").write_text(json.dumps({"tiling": "wide"}))
-    assert warmup.tiling(tmp_path, "int8") == gemm.WIDE
+    assert warmup.tiling(tmp_path, "int8") == gemm.WIDE and warmup.missing(tmp_path, [None, "int8"]) == [None]
     monkeypatch.setenv(calibration.ENVIRONMENT, "tall")
     assert warmup.tiling(tmp_path, "int8") == gemm.TALL
     assert timed_here == []
@@ -92,8 +118,10 @@ def test_the_stamp_keeps_the_choice_and_the_environment_overrides_it(tmp_path, m
 
 @pytest.mark.parametrize("stamp", [None, "", "compiled in 3 s\n", json.dumps({"tiling": "diagonal"}), "[]"])
 def test_without_a_readable_stamp_the_choice_is_timed_once_per_process(tmp_path, timed_here, stamp):
+    """(A cache that could be written gets a new stamp instead: such a stamp counts as missing.)"""
     if stamp is not None:
         warmup.stamp_path(tmp_path, None).write_text(stamp)
+    assert warmup.missing(tmp_path, [None]) == [None]
     for _ in range(2):
         assert warmup.tiling(tmp_path, None) == gemm.TALL
     assert warmup.tiling(None, None) == gemm.TALL  # no cache directory at all
@@ -107,7 +135,7 @@ def test_the_ops_pass_their_kernel_sets_tiling_to_each_product(monkeypatch):
     seen = []
     real_matmul = gemm.matmul
     monkeypatch.setattr(gemm, "matmul", lambda *args: seen.append(args[-1]) or real_matmul(*args))
-    x = rng.standard_normal((5, 24)).astype(np.float32)
+    x = rng.standard_normal((2 * gemm.TILE_ROWS + 3, 24)).astype(np.float32)  # whole tiles of either tiling
     ops.tilings = {None: gemm.WIDE, "int8": gemm.TALL}
     wide = ops.linear(x, gemm.pack_float32(weight))
     ops.linear(x, gemm.pack_int8(*quantize_matrix(weight)))

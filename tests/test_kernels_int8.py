@@ -338,7 +338,8 @@ def test_tile_shape_follows_the_vector_unit():
     # the wide tile: two panels, as many rows as the rest of the registers hold; a candidate only if
     # taller than the tall edge tile (with 32 registers: 6 rows x 4 vectors, 24 accumulators + 5)
     wide_vectors = 2 * vectors
-    assert gemm.WIDE.rows * wide_vectors + wide_vectors + 1 <= registers < (gemm.WIDE.rows + 1) * wide_vectors + wide_vectors + 1
+    used = lambda rows: rows * wide_vectors + wide_vectors + 1  # noqa: E731  accumulators, weights, a broadcast
+    assert used(gemm.WIDE.rows) <= registers < used(gemm.WIDE.rows + 1)
     assert gemm.TILINGS == ((gemm.TALL, gemm.WIDE) if registers == 32 else (gemm.TALL,))
 
 
@@ -376,6 +377,13 @@ def test_tiles_compile_to_fma_and_the_int8_dot_products():
     else:
         product = "vpdpwssd" if isa.features() & {"avx512vnni", "avxvnni"} else "vpmaddwd"
     assert product in asm and "vpmulld" not in asm
+    # the wide whole tile (two panels) is FMAs too, and prefetches its own output lines
+    rows, width = gemm.WIDE.rows, 2 * gemm.PANEL
+    wide_asm = _tile_asm(simd.fma_tile(rows, gemm.TILE_VECTORS, gemm.LANES, 2), np.ones((rows, 8), np.float32),
+                         np.ones(8 * width, np.float32), np.zeros(width, np.float32), np.empty((rows, width), np.float32))
+    assert "vfmadd" in wide_asm
+    if "prfchw" in isa.features():
+        assert wide_asm.count("prefetchw") == rows * width * 4 // simd.CACHE_LINE
 
 
 OTHER_UNIT = r"""

@@ -32,8 +32,8 @@ checkpoint.
 
 The header records where it ran: CPU model and instruction-set flags, what
 Numba compiles for, the BLAS and its core type (threadpoolctl), the whole tiles
-the numba engines ran with (kernels/calibration.py), threads, the load average. Results go to stdout and to bench-results/bench.md (markdown)
-and bench.json.
+the numba engines ran with (kernels/calibration.py), threads, the load average.
+Results go to stdout and to bench-results/bench.md (markdown) and bench.json.
 """
 
 import argparse
@@ -357,12 +357,15 @@ def warnings_for(data):
 
 
 def tilings_line(data):
-    """The tiles the numba engines' products ran with, e.g. "float32 wide, int8 tall"."""
+    """The tiles the numba engines' products ran with, e.g. "float32 wide, int8 tall" ("wide/tall" where
+    engine processes differed: a stamp timed again meanwhile)."""
     tilings = {}
     for row in data["rows"]:
         for result in row["results"].values():
-            tilings.update(result.get("tilings", {}))
-    return ", ".join(f"{kind} {name}" for kind, name in sorted(tilings.items())) or "no numba engine ran"
+            for kind, name in result.get("tilings", {}).items():
+                tilings.setdefault(kind, []).append(name)
+    return ", ".join(f"{kind} {'/'.join(dict.fromkeys(names))}" for kind, names in sorted(tilings.items())) \
+        or "no numba engine ran"
 
 
 def report(data):
