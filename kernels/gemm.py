@@ -147,8 +147,7 @@ class Tiling(NamedTuple):
 TALL = Tiling(TILE_ROWS, 1)
 WIDE = Tiling((isa.vector_unit().registers - 2 * TILE_VECTORS - 1) // (2 * TILE_VECTORS), 2)
 TILINGS = (TALL, WIDE) if WIDE.rows > TALL_EDGE_ROWS else (TALL,)
-_F32_TILE = simd.fma_tile(TILE_ROWS, TILE_VECTORS, LANES)
-FLOAT32_TILE = _F32_TILE  # for other kernels made of small products (cpu.py's attention)
+FLOAT32_TILE = simd.fma_tile(TILE_ROWS, TILE_VECTORS, LANES)  # for kernels of small products (cpu.py's attention)
 # Inner indices per 4-byte word of a quantized row, and what an activation's q is stored as (module docstring).
 K_GROUP = 4 if isa.byte_dot_product() else 2
 X_DTYPE, X_OFFSET = (np.dtype(np.uint8), 128) if K_GROUP == 4 else (np.dtype(np.int16), 0)
@@ -165,9 +164,9 @@ def _tile_runner(make):
     TILE_SHAPES (where two shapes coincide, as WIDE's and the edge tiles' with 16 registers, the
     first). Written out, not built as a chain of one function per shape: the chain took ~1.5 s
     longer to compile per kernel set."""
-    tall, wide, wide_alone, tall_edge, tall_edge_pair, edge, edge_pair = (make(*shape) for shape in TILE_SHAPES)
-    tall_shape, wide_shape, wide_alone_shape, tall_edge_shape, tall_edge_pair_shape, edge_shape, edge_pair_shape = \
-        TILE_SHAPES
+    ((tall_shape, tall), (wide_shape, wide), (wide_alone_shape, wide_alone), (tall_edge_shape, tall_edge),
+     (tall_edge_pair_shape, tall_edge_pair), (edge_shape, edge), (edge_pair_shape, edge_pair)) = \
+        ((shape, make(*shape)) for shape in TILE_SHAPES)
 
     def run(shape, args):
         if shape == tall_shape:
@@ -189,7 +188,6 @@ def _tile_runner(make):
     return njit(run)
 
 
-_I8_TILE = simd.madd_tile(TILE_ROWS, TILE_VECTORS, LANES, group=K_GROUP)
 _RUN_F32 = _tile_runner(lambda rows, panels: simd.fma_tile(rows, TILE_VECTORS, LANES, panels))
 _RUN_I8 = _tile_runner(lambda rows, panels: simd.madd_tile(rows, TILE_VECTORS, LANES, panels, K_GROUP))
 

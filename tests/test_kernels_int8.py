@@ -361,10 +361,11 @@ def test_tiles_compile_to_fma_and_the_int8_dot_products():
     rows, width = gemm.TILE_ROWS, gemm.PANEL
     x = np.ones((rows, 8), np.float32)
     out = np.empty((rows, width), np.float32)
-    asm = _tile_asm(gemm._F32_TILE, x, np.ones(8 * width, np.float32), np.zeros(width, np.float32), out)
+    asm = _tile_asm(gemm.FLOAT32_TILE, x, np.ones(8 * width, np.float32), np.zeros(width, np.float32), out)
     assert "vfmadd" in asm
     float32_asm = asm
-    asm = _tile_asm(gemm._I8_TILE, np.ones((rows, 8), np.int32), np.ones((rows, 2), np.float32),
+    int8_tile = simd.madd_tile(rows, gemm.TILE_VECTORS, gemm.LANES, group=gemm.K_GROUP)  # matmul's whole int8 tile
+    asm = _tile_asm(int8_tile, np.ones((rows, 8), np.int32), np.ones((rows, 2), np.float32),
                     np.ones(8 * gemm.K_GROUP * width, np.int8), np.zeros(width, np.float32), np.zeros(width, np.int32), out)
     # both tiles prefetch each cache line of their float32 output for writing, once, before the loop over k
     if "prfchw" in isa.features():
