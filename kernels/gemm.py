@@ -24,9 +24,10 @@ Layouts (PANEL = columns of one register tile, isa-derived: 16 with AVX2):
     float32   panels [P, In, PANEL]          panel p holds output rows p*PANEL ... p*PANEL+PANEL-1,
                                              column by column: one vector load per k
     int8      panels [P, InG / G, PANEL, G]  G = K_GROUP consecutive k of each output row side by
-                                             side, InG = In rounded up to a multiple of G: with AVX-512
-                                             VNNI G = 4, the signed operand of vpdpbusd; else G = 2, the
-                                             operand of pmaddwd (int16 pairs), sign-extended in the kernel
+                                             side, InG = In rounded up to a multiple of IN_MULTIPLE: with
+                                             AVX-512 VNNI G = 4, the signed operand of vpdpbusd (and, 16
+                                             columns of it, of AMX's tdpbusd); else G = 2, the operand of
+                                             pmaddwd (int16 pairs), sign-extended in the kernel
 
 P = ceil(Out / PANEL); the rows past Out are zero, and so are the padding columns.
 Memory: float32 panels take the weight's own size (+ padding to a multiple of
@@ -125,10 +126,12 @@ TALL_EDGE_ROWS = max(EDGE_ROWS, isa.vector_unit().registers // 2 // (2 * TILE_VE
 
 
 class Tiling(NamedTuple):
-    """The whole tiles of a product: `rows` rows of x by `panels` panels (1 or 2) of the weight."""
+    """The whole tiles of a product: `rows` rows of x by `panels` panels (1 or 2) of the weight, in vector
+    registers, or with `amx` in AMX's tile registers (int8 only)."""
 
     rows: int
     panels: int
+    amx: bool = False
 
 
 # The whole tiles to choose from. TALL: one panel, TILE_ROWS rows (tile_shape). WIDE: two panels and
@@ -147,9 +150,20 @@ class Tiling(NamedTuple):
 TALL = Tiling(TILE_ROWS, 1)
 WIDE = Tiling((isa.vector_unit().registers - 2 * TILE_VECTORS - 1) // (2 * TILE_VECTORS), 2)
 TILINGS = (TALL, WIDE) if WIDE.rows > TALL_EDGE_ROWS else (TALL,)
+# int8 has a third candidate where the CPU has AMX (isa.amx_int8): 32 rows x one panel in tile registers
+# (simd.amx_tile: 1024 multiply-adds per instruction against vpdpbusd's 64), the same integers. The
+# 36 int8 products of a DistilBERT pass alone (2-core Intel Xeon, 2 threads, before quantizing and
+# dequantizing were in it): at 8 rows about half the time of the WIDE tiles, 1.3-2.3 T operations
+# per second at 128 rows. Fewer rows than a tile holds are padded (their sums are not stored).
+AMX = Tiling(2 * simd.AMX_ROWS, 1, amx=True)
+INT8_TILINGS = TILINGS + ((AMX,) if isa.amx_int8() else ())
 FLOAT32_TILE = simd.fma_tile(TILE_ROWS, TILE_VECTORS, LANES)  # for kernels of small products (cpu.py's attention)
 # Inner indices per 4-byte word of a quantized row, and what an activation's q is stored as (module docstring).
 K_GROUP = 4 if isa.byte_dot_product() else 2
+# int8 rows are padded to a multiple of IN_MULTIPLE inner indices: K_GROUP, and with the byte dot
+# product a whole AMX tile row (64), so that any weight packed for it can run on AMX too (no
+# DistilBERT or MiniLM size needs padding: 384, 768, 1536, 3072).
+IN_MULTIPLE = simd.AMX_ROW_BYTES if K_GROUP == 4 else K_GROUP
 X_DTYPE, X_OFFSET = (np.dtype(np.uint8), 128) if K_GROUP == 4 else (np.dtype(np.int16), 0)
 
 
@@ -288,7 +302,7 @@ def _panels_layout(shape, int8):
     out_features, in_features = shape
     count = -(-out_features // PANEL)
     if int8:
-        return (count, -(-in_features // K_GROUP), PANEL, K_GROUP), np.dtype(np.int8)
+        return (count, -(-in_features // IN_MULTIPLE) * IN_MULTIPLE // K_GROUP, PANEL, K_GROUP), np.dtype(np.int8)
     return (count, in_features, PANEL), np.dtype(np.float32)
 
 
@@ -529,6 +543,71 @@ def _matmul(x, x_affine, panels, w_scale, w_center, w_start, bias, act, out, tas
                 _activate(out, m0, rows if with_edge else m1, first * PANEL, min(last * PANEL, cols), act)
 
 
+_AMX_START, _AMX_FINISH = simd.amx_configure()
+_AMX_HALF, _AMX_WHOLE = simd.amx_tile(1), simd.amx_tile(2)  # AMX.rows / 2 rows, AMX.rows rows
+
+
+@njit
+def _amx_tile(x_tiles, args):
+    """simd.amx_tile(x_tiles)(*args), x_tiles 1 or 2."""
+    if x_tiles == 2:
+        _AMX_WHOLE(*args)
+    else:
+        _AMX_HALF(*args)
+
+
+@parallel_and_serial(CONTRACT)
+def _matmul_amx(xq, x_affine, panels, w_scale, w_center, w_start, bias, act, out, tasks, rows_per_block):
+    """out = act(x @ wᵀ + bias) on AMX tiles (AMX): _matmul's int8 operands, xq uint8 [N', InG] and
+    x_affine [N', 2] with N' = N rounded up to a multiple of simd.AMX_ROWS (quantize_rows), InG a
+    multiple of simd.AMX_ROW_BYTES (IN_MULTIPLE).
+
+    Tiles are AMX.rows x one panel, the last possibly half as high. Tasks split the rows where each
+    gets rows_per_block of them, else the panels (as in _matmul), and each task runs one tile of rows
+    across all its panels, then the next: those rows of x stay in L1 while the panels stream past. (The
+    bigger blocks of _matmul made AMX wait on x coming from L2: 2-core Intel Xeon, 2 threads, each
+    product against the WIDE tiles; 1024 rows, 768 -> 3072 and 3072 -> 768: 0.84x and 0.57x the time
+    with blocks of 1 MiB of x, 0.63x and 0.57x with one tile of rows; 4096 rows: 1.05x and 0.69x, 0.70x
+    and 0.62x.) x is not packed: a tile register loads 16 rows at any stride. The tile configuration
+    is per thread, so each task loads it (ldtilecfg) and releases it at its end.
+    """
+    rows, cols = out.shape
+    padded_rows = xq.shape[0]
+    count, steps = panels.shape[0], panels.shape[1]
+    panel_size = steps * K_GROUP * PANEL
+    padded_bias = np.zeros(count * PANEL, np.float32)
+    for j in range(bias.shape[0]):
+        padded_bias[j] = bias[j]
+    split_rows = padded_rows >= tasks * rows_per_block
+    for task in prange(tasks):
+        if split_rows:
+            tiles = padded_rows // simd.AMX_ROWS
+            r0, r1 = tiles * task // tasks * simd.AMX_ROWS, tiles * (task + 1) // tasks * simd.AMX_ROWS
+            first, last = 0, count
+        else:
+            r0, r1 = 0, padded_rows
+            first, last = count * task // tasks, count * (task + 1) // tasks
+        sums = np.empty((AMX.rows, PANEL), np.int32)
+        scratch = np.empty((AMX.rows, PANEL), np.float32)  # the tiles of the last panel, when it is partial
+        _AMX_START()
+        for i in range(r0, r1, AMX.rows):
+            height = min(AMX.rows, r1 - i)
+            for p in range(first, last):
+                c0 = p * PANEL
+                width = min(PANEL, cols - c0)
+                stored = max(0, min(height, rows - i))  # the rest are padding rows
+                direct = width == PANEL
+                dst, dst_off, dst_stride = (out, i * cols + c0, cols) if direct else (scratch, 0, PANEL)
+                _amx_tile(height // simd.AMX_ROWS,
+                          (xq, i * xq.shape[1], xq.shape[1], x_affine, i, panels, p * panel_size, w_scale,
+                           w_center, w_start, padded_bias, c0, dst, dst_off, dst_stride, steps, sums, stored))
+                if not direct:
+                    _copy_tile(scratch, out, i, stored, c0, width)
+            if act != ACT_NONE and i < rows:
+                _activate(out, i, min(i + height, rows), first * PANEL, min(last * PANEL, cols), act)
+        _AMX_FINISH()
+
+
 @njit(error_model="numpy", fastmath=CONTRACT, cache=True)
 def _activate(out, i0, i1, c0, c1, act):
     """out[i0:i1, c0:c1] = act(itself), in place (activate.py).
@@ -564,7 +643,7 @@ def _quantize_rows(x, xq, affine):
     (simd.row_range), and the values through a view of the row with the finite test outside the
     loop, so that both loops vectorize (one thread: 4096 x 768 4.0 -> 1.2 ms, 4096 x 3072 13.8 -> 7.0 ms).
     """
-    cols = x.shape[1]
+    cols = x.shape[1]  # xq and affine may have more rows (quantize_rows): they are left as they are
     half_of, limit, offset = np.float32(0.5), np.float32(127.0), np.float32(X_OFFSET)
     for i in prange(x.shape[0]):
         hi, lo, finite = _ROW_RANGE(x, i * cols, cols)
@@ -585,14 +664,18 @@ def _quantize_rows(x, xq, affine):
 # ---------------------------------------------------------------- entry point
 
 
-def quantize_rows(x, in_padded, parallel):
-    """x [N, In] float32 -> (X_DTYPE [N, in_padded]: each int8 value q as q + X_OFFSET, float32 [N, 2] (scale,
-    center) per row); in_padded a multiple of K_GROUP.
+def quantize_rows(x, in_padded, parallel, rows_multiple=1):
+    """x [N, In] float32 -> (X_DTYPE [N', in_padded]: each int8 value q as q + X_OFFSET, float32 [N', 2] (scale,
+    center) per row); in_padded a multiple of K_GROUP, N' = N rounded up to a multiple of rows_multiple
+    (the rows past N: q = 0, scale and center 0).
 
     The values, scales and centers of reference.quantize_rows.
     """
-    xq = np.empty((x.shape[0], in_padded), X_DTYPE)
-    affine = np.empty((x.shape[0], 2), np.float32)
+    rows = x.shape[0]
+    padded_rows = -(-rows // rows_multiple) * rows_multiple
+    xq = np.empty((padded_rows, in_padded), X_DTYPE)
+    affine = np.zeros((padded_rows, 2), np.float32)
+    xq[rows:] = X_OFFSET
     (_quantize_rows.parallel if parallel else _quantize_rows.serial)(x, xq, affine)
     return xq, affine
 
@@ -601,17 +684,27 @@ def matmul(x, packed, bias, out, tasks, act=ACT_NONE, tiling=TALL):
     """out = act(x @ wᵀ + bias) for the matrix w in `packed`; x [N, In] float32 C-contiguous, out [N, Out].
 
     tasks: threads to split the work over (1: this thread only). act: a reference.ACT_CODES value.
-    tiling: the whole tiles' shape, TALL or WIDE (calibration.py picks the faster here); the results
-    are the same bit for bit. int8 quantizes x per row first.
+    tiling: the whole tiles' shape, TALL or WIDE, or for int8 AMX where the CPU has it (calibration.py
+    picks the fastest here); the results are the same bit for bit. int8 quantizes x per row first.
     """
-    if tiling not in (TALL, WIDE):
-        raise ValueError(f"tiling: expected gemm.TALL {tuple(TALL)} or gemm.WIDE {tuple(WIDE)}, got {tiling!r}")
+    int8 = packed.scales is not None
+    accepted = {"TALL": TALL, "WIDE": WIDE, **({"AMX": AMX} if int8 and isa.amx_int8() else {})}
+    if tiling not in accepted.values():
+        expected = " or ".join(f"gemm.{name} {tuple(value)}" for name, value in accepted.items())
+        raise ValueError(f"tiling of {'an int8' if int8 else 'a float32'} product: expected {expected} "
+                         f"(AMX: int8, where isa.amx_int8()), got {tiling!r}")
     tasks = max(1, min(int(tasks), packed.panels.shape[0]))
     x_affine = None
-    if packed.scales is not None:
+    if int8:
         # The quantizer's loops are vector loops: as work, a vector of floats counts as one element
         # (one thread vs two, 768 columns: one faster up to 256 rows, two from 512).
-        x, x_affine = quantize_rows(x, packed.panels.shape[1] * K_GROUP, tasks > 1 and x.size >= SERIAL_WORK * LANES)
+        x, x_affine = quantize_rows(x, packed.panels.shape[1] * K_GROUP, tasks > 1 and x.size >= SERIAL_WORK * LANES,
+                                    simd.AMX_ROWS if tiling.amx else 1)
+    if tiling.amx:
+        kernel = _matmul_amx.parallel if tasks > 1 else _matmul_amx.serial
+        kernel(x, x_affine, packed.panels, packed.scales, packed.center_weights, packed.sum_starts, bias, act, out,
+               tasks, row_block(x.shape[1], x.itemsize, AMX.rows))
+        return out
     kernel = _matmul.parallel if tasks > 1 else _matmul.serial
     kernel(x, x_affine, packed.panels, packed.scales, packed.center_weights, packed.sum_starts, bias, act, out, tasks,
            row_block(x.shape[1], x.itemsize, tiling.rows), tiling.rows, tiling.panels)

@@ -9,7 +9,9 @@ numbers instead of from constants tuned on one machine:
 
 The int8 products take the byte dot product (vpdpbusd: 64 unsigned x signed
 byte products summed in fours into int32 per instruction) where the target has
-AVX-512 VNNI, and int16 pair products (vpmaddwd) elsewhere (gemm.py).
+AVX-512 VNNI, and int16 pair products (vpmaddwd) elsewhere (gemm.py). Where the
+CPU also has AMX (Intel Sapphire Rapids and later) and the operating system
+lets this process use its tile registers, they are a third way (amx_int8).
 
 The features are the ones Numba's code generator uses: $NUMBA_CPU_FEATURES
 when set (e.g. "-avx512f,..." to emulate an older CPU), else the host's, as
@@ -17,8 +19,10 @@ LLVM reports them. Numba's on-disk cache keys every kernel by the same CPU
 name and features, so a cache made on another kind of CPU is never loaded.
 """
 
+import ctypes
 import functools
 import platform
+import sys
 from typing import NamedTuple
 
 import llvmlite.binding as llvm
@@ -68,6 +72,27 @@ def byte_dot_product():
     later), which take the pair products instead: the same integers, half the products per instruction.
     """
     return vector_unit().lanes == 16 and "avx512vnni" in features()
+
+
+# Linux makes a process ask before it uses AMX's 8 KiB of tile registers (the kernel then saves them
+# on each context switch): arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), Linux 5.16 and later.
+_SYS_ARCH_PRCTL = 158  # x86-64
+_ARCH_REQ_XCOMP_PERM = 0x1023
+_XFEATURE_XTILEDATA = 18
+
+
+@functools.lru_cache(maxsize=None)
+def amx_int8():
+    """Whether the int8 products can run on AMX tiles (simd.amx_tile): the compile target has AMX-INT8
+    (with the byte dot product's layout, which the tiles read as it is), the CPU it runs on too, and
+    the operating system grants this process the tile registers (asked here, once: Linux only)."""
+    wanted = {"amx-tile", "amx-int8"}
+    on_target = byte_dot_product() and wanted <= features()
+    host = {f[1:] for f in llvm.get_host_cpu_features().flatten().split(",") if f.startswith("+")}
+    if not (on_target and wanted <= host and sys.platform == "linux" and platform.machine() == "x86_64"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.syscall(_SYS_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA) == 0
 
 
 def describe():

@@ -31,6 +31,7 @@ Each factory returns a Numba intrinsic, usable only inside @njit code. Offsets
 and strides are in elements of the arrays passed; arrays must be C-contiguous.
 """
 
+import llvmlite.binding as llvm
 import llvmlite.ir as ir
 from numba import types
 from numba.core import cgutils
@@ -196,6 +197,26 @@ def _byte_dots(builder, acc, x_words, w_words):
     return builder.call(fn, [acc, x_words, w_words])
 
 
+def _dequantize_store(builder, sums, ap, row_off, swp, cwp, bp, col_off, op, out_off, out_stride):
+    """out[out_off + i out_stride + j-th vector] = float32(sums[i][j]) * (scale_i * w_scale[col])
+    + (center_i * w_center[col] + bias[col]), col = col_off + the vector's columns, (scale_i, center_i)
+    = x_affine[row_off + i] (ap: its pointer): the int8 tiles' way out, one formula for all of them
+    (madd_tile's, amx_tile's), so a row's result does not depend on the tile it went through."""
+    lanes = sums[0][0].type.count
+    vec = ir.VectorType(ir.FloatType(), lanes)
+    affine = [[_splat(builder, builder.load(_at(builder, ap, builder.add(builder.add(row_off, row_off),
+                                                                           I64(2 * i + part)))), lanes)
+               for part in (0, 1)] for i in range(len(sums))]  # (scale, center) of each row, broadcast
+    for j in range(len(sums[0])):
+        col = builder.add(col_off, I64(j * lanes))
+        w_scale_j, w_center_j, bias_j = (_load(builder, p, col, vec, 4) for p in (swp, cwp, bp))
+        for i, (x_scale_i, x_center_i) in enumerate(affine):
+            value = builder.sitofp(sums[i][j], vec)
+            shift = _fmuladd(builder, x_center_i, w_center_j, bias_j)
+            y = _fmuladd(builder, value, builder.fmul(x_scale_i, w_scale_j), shift)
+            _store(builder, y, op, builder.add(builder.add(out_off, builder.mul(I64(i), out_stride)), I64(j * lanes)), 4)
+
+
 def madd_tile(rows, vectors, lanes, panels=1, group=2):
     """An int8 tile kernel of `rows` x (panels * vectors * lanes), exact int32 sums, dequantized on the way out:
 
@@ -262,19 +283,135 @@ def madd_tile(rows, vectors, lanes, panels=1, group=2):
                         else:
                             a = builder.add(a, _pair_products(builder, builder.bitcast(xv, pair_type), wv[j]))
                         builder.store(a, acc[i][j])
-            vec = ir.VectorType(ir.FloatType(), lanes)
-            affine = [[_splat(builder, builder.load(_at(builder, ap, builder.add(builder.add(row_off, row_off),
-                                                                                   I64(2 * i + part)))), lanes)
-                       for part in (0, 1)] for i in range(rows)]  # (scale, center) of each row, broadcast
-            for j in range(columns):
-                col = builder.add(col_off, I64(j * lanes))
-                w_scale_j, w_center_j, bias_j = (_load(builder, p, col, vec, 4) for p in (swp, cwp, bp))
-                for i in range(rows):
-                    x_scale_i, x_center_i = affine[i]
-                    value = builder.sitofp(builder.load(acc[i][j]), vec)
-                    shift = _fmuladd(builder, x_center_i, w_center_j, bias_j)
-                    y = _fmuladd(builder, value, builder.fmul(x_scale_i, w_scale_j), shift)
-                    _store(builder, y, op, builder.add(builder.add(out_off, builder.mul(I64(i), out_stride)), I64(j * lanes)), 4)
+            sums = [[builder.load(acc[i][j]) for j in range(columns)] for i in range(rows)]
+            _dequantize_store(builder, sums, ap, row_off, swp, cwp, bp, col_off, op, out_off, out_stride)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return tile
+
+
+# ---------------------------------------------------------------- AMX
+
+# AMX's tile registers are 8 matrices of 16 rows x 64 bytes; tdpbusd adds to an int32 tile C [16, 16]
+# the products of a tile of unsigned bytes A [16 rows, 64 k] and one of signed bytes B [16 k-quads,
+# 16 columns x 4 k], each int32 the sum of 64 byte products: exact, as vpdpbusd's (1024 multiply-adds
+# per instruction instead of 64). B is exactly a 16-column half of an int8 panel with the byte dot
+# product's layout ([steps, 32, 4]: gemm.py), read 16 k-steps at a time with a stride of 128 bytes, and
+# A is 16 rows of the quantized x as they are stored: neither is copied. Registers here: sums
+# tmm0-tmm3, x tmm4-tmm5, weights tmm6-tmm7.
+AMX_ROWS = 16
+AMX_ROW_BYTES = 64
+llvm.initialize_native_asmparser()  # LLVM parses inline assembly with it; Numba initializes only the code generator
+_X_TILES, _W_TILES = (4, 5), (6, 7)
+
+
+def _sum_tile(a, half):
+    return 2 * a + half
+
+
+def _asm(builder, text, operands=()):
+    """One instruction as inline assembly ($0, $1: the operands, in registers). Side effects and a memory
+    clobber: LLVM neither drops nor reorders them (it knows nothing of the tile registers)."""
+    constraints = ",".join(["r"] * len(operands) + ["~{memory}"])
+    fn_type = ir.FunctionType(ir.VoidType(), [operand.type for operand in operands])
+    builder.call(ir.InlineAsm(fn_type, text, constraints, side_effect=True), list(operands))
+
+
+def _byte_pointer(builder, pointer, offset):
+    return builder.gep(builder.bitcast(pointer, ir.IntType(8).as_pointer()), [offset])
+
+
+def amx_configure():
+    """amx_start(): load the tile configuration this module's tiles use (palette 1: every register 16 rows
+    x 64 bytes) into the calling thread's tile state: once per thread before its first tile, since the
+    configuration is per thread; amx_finish() after the last."""
+
+    @intrinsic
+    def amx_start(typingctx):
+        def codegen(context, builder, signature, args):
+            config = bytearray(64)  # the 64-byte operand of ldtilecfg: palette, then colsb[16] (u16), rows[16] (u8)
+            config[0] = 1
+            for register in range(8):
+                config[16 + 2 * register] = AMX_ROW_BYTES
+                config[48 + register] = AMX_ROWS
+            slot = cgutils.alloca_once(builder, ir.ArrayType(ir.IntType(8), 64))
+            builder.store(ir.Constant(slot.type.pointee, config), slot)
+            _asm(builder, "ldtilecfg ($0)", [builder.bitcast(slot, ir.IntType(8).as_pointer())])
+            return context.get_dummy_value()
+
+        return types.void(), codegen
+
+    @intrinsic
+    def amx_finish(typingctx):
+        def codegen(context, builder, signature, args):
+            _asm(builder, "tilerelease")  # the thread's tile state back to its initial state
+            return context.get_dummy_value()
+
+        return types.void(), codegen
+
+    return amx_start, amx_finish
+
+
+def amx_tile(x_tiles):
+    """An int8 tile kernel on AMX of 16 x_tiles rows x one panel of 32 columns (x_tiles 1 or 2), exact
+    int32 sums, dequantized on the way out:
+
+        tile(xq, x_off, x_stride, x_affine, row_off, wq, w_off, w_scale, w_center, w_start, bias, col_off,
+             out, out_off, out_stride, steps, sums, stored_rows)
+
+    xq holds rows of unsigned bytes q + 128 (x_off and x_stride in bytes), wq one packed int8 panel
+    [steps, 32, 4] from w_off, steps a multiple of 16 (a tile's 64 k); the configuration of
+    amx_configure must be loaded. sums is int32 scratch [32, 32], where the tiles' sums leave the tile
+    registers. Only the first stored_rows rows go to out: the tile's rows past a product's last are
+    padding, and storing them through scratch cost a 1 x 8 pass 5% of its time. The result is madd_tile's with group 4, bit for bit: the same int32 sums, plus w_start,
+    dequantized by the same instructions (_dequantize_store).
+    """
+    rows = AMX_ROWS * x_tiles
+    half = AMX_ROWS  # columns of a weight tile: half a panel
+
+    @intrinsic
+    def tile(typingctx, xq, x_off, x_stride, x_affine, row_off, wq, w_off, w_scale, w_center, w_start, bias, col_off,
+             out, out_off, out_stride, steps, sums, stored_rows):
+        sig = types.void(xq, x_off, x_stride, x_affine, row_off, wq, w_off, w_scale, w_center, w_start, bias, col_off,
+                         out, out_off, out_stride, steps, sums, stored_rows)
+
+        def codegen(context, builder, signature, args):
+            (xq, x_off, x_stride, x_affine, row_off, wq, w_off, w_scale, w_center, w_start, bias, col_off,
+             out, out_off, out_stride, steps, sums, stored_rows) = args
+            t = signature.args
+            xp, ap, wp, swp, cwp, zp, bp, op, sp = (_data(context, builder, t[n], args[n])
+                                                     for n in (0, 3, 5, 7, 8, 9, 10, 12, 16))
+            panel_row = I64(4 * 2 * half)  # bytes of a k-step of the panel: 32 columns x 4 k
+            for a in range(x_tiles):
+                for h in range(2):
+                    _asm(builder, f"tilezero %tmm{_sum_tile(a, h)}")
+            with cgutils.for_range(builder, builder.udiv(steps, I64(AMX_ROWS))) as loop:
+                k_bytes = builder.mul(loop.index, I64(AMX_ROW_BYTES))
+                for a in range(x_tiles):
+                    start = builder.add(builder.add(x_off, builder.mul(I64(a * AMX_ROWS), x_stride)), k_bytes)
+                    _asm(builder, f"tileloadd ($0,$1,1), %tmm{_X_TILES[a]}", [_byte_pointer(builder, xp, start), x_stride])
+                w_k = builder.add(w_off, builder.mul(loop.index, builder.mul(I64(AMX_ROWS), panel_row)))
+                for h in range(2):
+                    start = builder.add(w_k, I64(4 * half * h))
+                    _asm(builder, f"tileloadd ($0,$1,1), %tmm{_W_TILES[h]}", [_byte_pointer(builder, wp, start), panel_row])
+                for a in range(x_tiles):
+                    for h in range(2):
+                        _asm(builder, f"tdpbusd %tmm{_W_TILES[h]}, %tmm{_X_TILES[a]}, %tmm{_sum_tile(a, h)}")
+            sum_row = I64(4 * 2 * half)  # bytes of a row of sums: 32 int32
+            for a in range(x_tiles):
+                for h in range(2):
+                    start = I64(4 * (a * AMX_ROWS * 2 * half + h * half))
+                    _asm(builder, f"tilestored %tmm{_sum_tile(a, h)}, ($0,$1,1)", [_byte_pointer(builder, sp, start), sum_row])
+            acc_type = ir.VectorType(I32, half)
+            starts = [_load(builder, zp, builder.add(col_off, I64(h * half)), acc_type, 4) for h in range(2)]
+            for i in range(rows):
+                with builder.if_then(builder.icmp_signed("<", I64(i), stored_rows)):
+                    totals = [builder.add(_load(builder, sp, I64(i * 2 * half + h * half), acc_type, 4), starts[h])
+                              for h in range(2)]
+                    _dequantize_store(builder, [totals], ap, builder.add(row_off, I64(i)), swp, cwp, bp, col_off, op,
+                                      builder.add(out_off, builder.mul(I64(i), out_stride)), out_stride)
             return context.get_dummy_value()
 
         return sig, codegen

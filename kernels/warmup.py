@@ -69,15 +69,17 @@ def kernel_sets(quantize):
 def missing(cache_dir, kernel_sets):
     """The kernel sets of `kernel_sets` without a stamp in `cache_dir` that records a tiling (none yet, or
     one cut short or not of this version: compiled again, which then mostly loads from Numba's cache)."""
-    return [kind for kind in kernel_sets if _recorded_tiling(stamp_path(cache_dir, kind)) is None]
+    return [kind for kind in kernel_sets if _recorded_tiling(stamp_path(cache_dir, kind), kind) is None]
 
 
-def _recorded_tiling(stamp):
-    """The gemm.Tiling a stamp file records, or None when it cannot be read as one of ours."""
+def _recorded_tiling(stamp, kind):
+    """The gemm.Tiling a stamp file of kernel set `kind` records, or None when it cannot be read as one of
+    ours, or names a tiling this process cannot run (AMX, where the OS now refuses its registers)."""
     try:
-        return calibration.NAMES[json.loads(stamp.read_text())["tiling"]]
+        recorded = calibration.NAMES[json.loads(stamp.read_text())["tiling"]]
     except (OSError, ValueError, KeyError, TypeError):  # no file, not JSON, no "tiling", or not a known name
         return None
+    return recorded if recorded in calibration.candidates(kind == "int8") else None
 
 
 @contextlib.contextmanager
@@ -128,7 +130,8 @@ def ensure_compiled(ops, cache_dir, kernel_sets=(None,), wait=True):
             compiled_s = time.perf_counter() - start
             tiling, ratios = calibration.choose(kind == "int8")
             record = {"compiled_s": round(compiled_s, 1), "tiling": calibration.name(tiling),
-                      "wide_time_ratios": {product: round(ratio, 3) for product, ratio in ratios.items()}}
+                      "time_ratios": {candidate: {product: round(ratio, 3) for product, ratio in by_product.items()}
+                                      for candidate, by_product in ratios.items()}}
             _write_atomically(stamp_path(cache_dir, kind), json.dumps(record) + "\n")
         return todo
 
@@ -144,10 +147,10 @@ def tiling(cache_dir, kind):
     """The gemm.Tiling kernel set `kind` (None: float32, or "int8") runs with: $MINIDISTIL_TILING when
     set, else the one its stamp in `cache_dir` records, else (no cache directory, or one that cannot
     be written, so no stamp) timed in this process, once."""
-    chosen = calibration.from_environment()
+    chosen = calibration.from_environment(kind == "int8")
     if chosen is not None:
         return chosen
-    recorded = None if cache_dir is None else _recorded_tiling(stamp_path(cache_dir, kind))
+    recorded = None if cache_dir is None else _recorded_tiling(stamp_path(cache_dir, kind), kind)
     return _timed_here(kind) if recorded is None else recorded
 
 
@@ -185,13 +188,15 @@ def exercise(ops, quantize=None):
     weight = rng.standard_normal((out_features, 8)).astype(np.float32)
     packed = gemm.pack_int8(*quantize_matrix(weight)) if quantize == "int8" else gemm.pack_float32(weight)
     gamma, beta = np.ones(8, np.float32), np.zeros(8, np.float32)
-    saved = ops.serial_work, ops.threads
+    saved = ops.serial_work, ops.threads, dict(ops.tilings)
     ops.threads = None  # every core: the parallel variants run wherever a machine has more than one
     try:
         for serial_work in (0, 1 << 62):  # everything through the pool, then everything in this thread
             ops.serial_work = serial_work
             x = rng.standard_normal((2, 7, 8)).astype(np.float32)  # [B, S, D]: whole and edge tiles
-            ops.linear(x, packed, rng.standard_normal(out_features).astype(np.float32), "gelu")
+            for tiling in calibration.candidates(quantize == "int8"):  # AMX's products are kernels of their own
+                ops.tilings[quantize] = tiling
+                ops.linear(x, packed, rng.standard_normal(out_features).astype(np.float32), "gelu")
             if quantize is not None:
                 continue
             h = ops.layernorm(x, gamma, beta, 1e-12)
@@ -200,7 +205,7 @@ def exercise(ops, quantize=None):
             q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
             ops.attention(q, k, v, np.ones((2, 7), bool), 0.5)
     finally:
-        ops.serial_work, ops.threads = saved
+        ops.serial_work, ops.threads, ops.tilings = saved
 
 
 def main(kinds):
