@@ -11,51 +11,61 @@ from minidistil.kernels import calibration, cpu, gemm, warmup  # noqa: E402
 from minidistil.kernels.reference import quantize_matrix  # noqa: E402
 
 
-def test_the_choice_is_one_of_the_candidates_with_the_ratios_it_came_from():
+@pytest.mark.parametrize("int8", [False, True], ids=["float32", "int8"])
+def test_the_choice_is_one_of_the_candidates_with_the_ratios_it_came_from(int8):
     import numba
 
     numba.set_num_threads(1)  # what a threads=1 model leaves on its thread: choose times on all, then puts it back
     try:
-        tiling, ratios = calibration.choose(int8=False)
+        tiling, ratios = calibration.choose(int8)
         assert numba.get_num_threads() == 1
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    assert tiling in gemm.TILINGS
-    if gemm.WIDE not in gemm.TILINGS:
-        assert ratios == {}
-    else:
-        assert set(ratios) == {f"{i}->{o}" for _, i, o in calibration.PRODUCTS} and all(r > 0 for r in ratios.values())
-        assert (tiling == gemm.WIDE) == (np.prod(list(ratios.values())) < 1)
+    candidates = calibration.candidates(int8)
+    assert tiling in candidates
+    assert set(ratios) == {calibration.name(t) for t in candidates if t != gemm.TALL}
+    means = {gemm.TALL: 1.0}
+    for name, by_product in ratios.items():
+        assert set(by_product) == {f"{i}->{o}" for _, i, o in calibration.PRODUCTS} and all(r > 0 for r in by_product.values())
+        means[calibration.NAMES[name]] = np.prod(list(by_product.values())) ** (1 / len(by_product))
+    assert tiling == min(means, key=means.get)
 
 
-@pytest.mark.parametrize("slower", ["tall", "wide"])
-def test_the_faster_tiling_wins(monkeypatch, slower):
-    """A stand-in clock that makes one tiling's products take twice as long: the other is chosen, for float32
-    and int8, from the products' real matmul calls."""
+# Each candidate's time per product on a stand-in clock, and the one that must be chosen (int8; float32
+# has no AMX, and chooses between the other two).
+CLOCKS = [({"tall": 1.0, "wide": 2.0, "amx": 0.5}, "amx"), ({"tall": 1.0, "wide": 0.5, "amx": 0.8}, "wide"),
+          ({"tall": 1.0, "wide": 2.0, "amx": 3.0}, "tall")]
+
+
+@pytest.mark.parametrize("clock, fastest", CLOCKS)
+def test_the_fastest_tiling_wins(monkeypatch, clock, fastest):
+    """A stand-in clock and matmul: the candidate with the lowest geometric mean of time ratios to TALL
+    is chosen, TALL when none is below 1, each candidate timed ROUNDS + 1 times per product."""
     monkeypatch.setattr(gemm, "TILINGS", (gemm.TALL, gemm.WIDE))
+    monkeypatch.setattr(gemm, "INT8_TILINGS", (gemm.TALL, gemm.WIDE, gemm.AMX))
     monkeypatch.setattr(calibration, "PRODUCTS", ((20, 24, 40), (13, 40, 24)))
     now, calls = [0.0], []
-    real_matmul = gemm.matmul
 
     def matmul(x, packed, bias, out, tasks, tiling):
-        now[0] += 2.0 if calibration.name(tiling) == slower else 1.0
-        calls.append((x.shape[0], packed.shape, calibration.name(tiling)))
-        return real_matmul(x, packed, bias, out, tasks, tiling=tiling)
+        now[0] += clock[calibration.name(tiling)]
+        calls.append((x.shape[0], packed.shape, packed.scales is not None, calibration.name(tiling)))
 
     monkeypatch.setattr(gemm, "matmul", matmul)
     monkeypatch.setattr(calibration.time, "perf_counter", lambda: now[0])
-    for int8 in (False, True):
+    for int8, names in ((True, ("tall", "wide", "amx")), (False, ("tall", "wide"))):
         calls.clear()
         tiling, ratios = calibration.choose(int8, tasks=1)
-        assert calibration.name(tiling) != slower
-        assert ratios == {"24->40": 2.0 if slower == "wide" else 0.5, "40->24": 2.0 if slower == "wide" else 0.5}
-        for product in ((20, (40, 24)), (13, (24, 40))):  # each product, each tiling, ROUNDS + 1 times
-            for name in ("tall", "wide"):
-                assert calls.count((*product, name)) == calibration.ROUNDS + 1
+        assert calibration.name(tiling) == (fastest if fastest in names else min(names, key=clock.get))
+        assert ratios == {name: {"24->40": pytest.approx(clock[name]), "40->24": pytest.approx(clock[name])}
+                          for name in names[1:]}
+        for rows, shape in ((20, (40, 24)), (13, (24, 40))):
+            for name in names:
+                assert calls.count((rows, shape, int8, name)) == calibration.ROUNDS + 1
 
 
 def test_one_candidate_is_not_timed(monkeypatch):
     monkeypatch.setattr(gemm, "TILINGS", (gemm.TALL,))
+    monkeypatch.setattr(gemm, "INT8_TILINGS", (gemm.TALL,))
     monkeypatch.setattr(gemm, "matmul", None)  # would fail if called
     assert calibration.choose(int8=True, tasks=2) == (gemm.TALL, {})
 
@@ -67,7 +77,7 @@ def test_the_environment_names_a_tiling(monkeypatch):
         monkeypatch.setenv(calibration.ENVIRONMENT, value)
         assert calibration.from_environment() == expected
     monkeypatch.setenv(calibration.ENVIRONMENT, "fastest")
-    with pytest.raises(ValueError, match=r"\$MINIDISTIL_TILING: expected one of tall(, wide)? on this CPU .*"
+    with pytest.raises(ValueError, match=r"\$MINIDISTIL_TILING: expected one of tall(, wide)?(, amx)? on this CPU .*"
                                          r"got 'fastest'"):
         calibration.from_environment()
 
@@ -75,12 +85,27 @@ def test_the_environment_names_a_tiling(monkeypatch):
 @pytest.mark.parametrize("candidates", [(gemm.TALL, gemm.WIDE), (gemm.TALL,)], ids=["32 registers", "16 registers"])
 def test_wide_is_accepted_only_where_it_is_a_candidate(monkeypatch, candidates):
     monkeypatch.setattr(gemm, "TILINGS", candidates)
+    monkeypatch.setattr(gemm, "INT8_TILINGS", candidates)
     monkeypatch.setenv(calibration.ENVIRONMENT, "wide")
     if gemm.WIDE in candidates:
         assert calibration.from_environment() == gemm.WIDE
     else:
         with pytest.raises(ValueError, match=r"expected one of tall on this CPU \(.*\), got 'wide'"):
             calibration.from_environment()
+
+
+@pytest.mark.parametrize("amx", [True, False], ids=["AMX", "no AMX"])
+def test_amx_is_accepted_for_int8_only_and_only_where_it_is_a_candidate(monkeypatch, amx):
+    """$MINIDISTIL_TILING=amx runs the int8 products on AMX and leaves float32 to its stamp; without AMX
+    it is an error, as any name that is no candidate."""
+    monkeypatch.setattr(gemm, "TILINGS", (gemm.TALL, gemm.WIDE))
+    monkeypatch.setattr(gemm, "INT8_TILINGS", (gemm.TALL, gemm.WIDE) + ((gemm.AMX,) if amx else ()))
+    monkeypatch.setenv(calibration.ENVIRONMENT, "amx")
+    if amx:
+        assert calibration.from_environment(int8=True) == gemm.AMX and calibration.from_environment() is None
+    else:
+        with pytest.raises(ValueError, match=r"expected one of tall, wide on this CPU \(.*amx: int8 only.*\), got 'amx'"):
+            calibration.from_environment(int8=True)
 
 
 def test_a_bad_environment_fails_at_load_before_any_compile(monkeypatch):
@@ -90,11 +115,21 @@ def test_a_bad_environment_fails_at_load_before_any_compile(monkeypatch):
         cpu.NumbaOps(threads=1).prepare({"w": np.ones((4, 3), np.float32)}, ["w"])
 
 
-def test_matmul_takes_only_its_two_tilings():
-    packed = gemm.pack_float32(np.ones((4, 3), np.float32))
-    with pytest.raises(ValueError, match=r"tiling: expected gemm.TALL \(\d+, 1\) or gemm.WIDE \(\d+, 2\), got"):
-        gemm.matmul(np.ones((2, 3), np.float32), packed, np.zeros(4, np.float32), np.empty((2, 4), np.float32), 1,
-                    tiling=gemm.Tiling(8, 1))
+@pytest.mark.parametrize("int8, amx", [(False, True), (True, False), (True, True)],
+                         ids=["float32", "int8 without AMX", "int8 with AMX"])
+def test_matmul_takes_only_its_tilings(monkeypatch, int8, amx):
+    """TALL and WIDE always (WIDE also with 16 registers: a test's way into the two-panel loop), AMX for int8
+    where isa.amx_int8() says the CPU and the OS offer it; anything else is a named error."""
+    monkeypatch.setattr(gemm.isa, "amx_int8", lambda: amx)
+    weight = np.ones((4, 3), np.float32)
+    packed = gemm.pack_int8(*quantize_matrix(weight)) if int8 else gemm.pack_float32(weight)
+    offered = r"gemm.TALL \(\d+, 1, False\) or gemm.WIDE \(\d+, 2, False\)" + (r" or gemm.AMX \(32, 1, True\)" if int8 and amx else "")
+    foreign = [gemm.Tiling(8, 1)] + ([] if int8 and amx else [gemm.AMX])
+    for tiling in foreign:
+        with pytest.raises(ValueError, match=rf"tiling of an? (int8|float32) product: expected {offered} "
+                                             rf"\(AMX: int8, where isa.amx_int8\(\)\), got Tiling\("):
+            gemm.matmul(np.ones((2, 3), np.float32), packed, np.zeros(4, np.float32), np.empty((2, 4), np.float32), 1,
+                        tiling=tiling)
 
 
 @pytest.fixture
@@ -114,6 +149,14 @@ def test_the_stamp_keeps_the_choice_and_the_environment_overrides_it(tmp_path, m
     monkeypatch.setenv(calibration.ENVIRONMENT, "tall")
     assert warmup.tiling(tmp_path, "int8") == gemm.TALL
     assert timed_here == []
+
+
+def test_a_stamp_naming_a_tiling_this_process_cannot_run_counts_as_missing(tmp_path, monkeypatch, timed_here):
+    """AMX in the stamp, but the OS refuses the tile registers now: timed again, never run on AMX."""
+    monkeypatch.setattr(gemm, "INT8_TILINGS", gemm.TILINGS)
+    warmup.stamp_path(tmp_path, "int8").write_text(json.dumps({"tiling": "amx"}))
+    assert warmup.missing(tmp_path, ["int8"]) == ["int8"]
+    assert warmup.tiling(tmp_path, "int8") == gemm.TALL and timed_here == [True]
 
 
 @pytest.mark.parametrize("stamp", [None, "", "compiled in 3 s\n", json.dumps({"tiling": "diagonal"}), "[]"])

@@ -20,6 +20,9 @@ pytest.importorskip("numba")
 from minidistil.kernels import cpu, gemm, isa, simd  # noqa: E402
 
 EPS = float(np.finfo(np.float32).eps)
+NO_AMX = "AMX needs a CPU with AMX-INT8 and the OS's permission for its tile registers (isa.amx_int8); not here"
+INT8_TILINGS = [pytest.param(gemm.TALL, id="tall"), pytest.param(gemm.WIDE, id="wide"),
+                pytest.param(gemm.AMX, id="amx", marks=pytest.mark.skipif(not isa.amx_int8(), reason=NO_AMX))]
 SHAPES = [  # (rows, In, Out): whole tiles, edge tiles (odd rows), partial panels, odd In, one column
     (1, 1, 1), (2, 3, 5), (5, 31, 16), (6, 64, 17), (7, 33, 40), (8, 40, 64), (11, 17, 33), (13, 768, 33),
     (64, 130, 48), (97, 1024, 3)]
@@ -35,7 +38,7 @@ def _stored_values(xq):
 
 
 def _padded_inner(inner):
-    return -(-inner // gemm.K_GROUP) * gemm.K_GROUP
+    return -(-inner // gemm.IN_MULTIPLE) * gemm.IN_MULTIPLE
 
 
 # ---------------------------------------------------------------- the spec itself
@@ -148,32 +151,37 @@ def test_the_row_range_kernel_is_max_min_and_isfinite(n):
 
 @pytest.mark.parametrize("rows, inner, cols", SHAPES)
 @pytest.mark.parametrize("variant", ["serial", "parallel"])
-@pytest.mark.parametrize("tiling", [gemm.TALL, gemm.WIDE], ids=["tall", "wide"])
+@pytest.mark.parametrize("tiling", INT8_TILINGS)
 def test_numba_int8_sums_equal_the_spec_exactly(rows, inner, cols, variant, tiling):
     rng = np.random.default_rng(rows * 1000 + cols)
     xi, wi = _ints(rng, (rows, inner)), _ints(rng, (cols, inner))
     packed = gemm.pack_int8(wi, np.ones(cols, np.float32))
-    xq = np.full((rows, _padded_inner(inner)), gemm.X_OFFSET, gemm.X_DTYPE)
-    xq[:, :inner] = xi.astype(np.int16) + gemm.X_OFFSET
+    padded_rows = -(-rows // simd.AMX_ROWS) * simd.AMX_ROWS if tiling.amx else rows  # AMX loads 16 rows at a time
+    xq = np.full((padded_rows, _padded_inner(inner)), gemm.X_OFFSET, gemm.X_DTYPE)
+    xq[:rows, :inner] = xi.astype(np.int16) + gemm.X_OFFSET
     out = np.full((rows, cols), np.nan, np.float32)
-    kernel = getattr(gemm._matmul, variant)
     tasks = 1 if variant == "serial" else 2
-    unit = np.tile(np.array([1, 0], np.float32), (rows, 1))  # scale 1, center 0: out = float32(sum)
-    kernel(xq, unit, packed.panels, packed.scales, packed.center_weights, packed.sum_starts, np.zeros(cols, np.float32),
-           0, out, tasks, tiling.rows, *tiling)  # one tile of rows per block: every block boundary is crossed
+    unit = np.tile(np.array([1, 0], np.float32), (padded_rows, 1))  # scale 1, center 0: out = float32(sum)
+    operands = (xq, unit, packed.panels, packed.scales, packed.center_weights, packed.sum_starts,
+                np.zeros(cols, np.float32), 0, out, tasks, tiling.rows)  # blocks of one tile of rows: every boundary crossed
+    if tiling.amx:
+        getattr(gemm._matmul_amx, variant)(*operands)
+    else:
+        getattr(gemm._matmul, variant)(*operands, tiling.rows, tiling.panels)
     assert np.array_equal(out.astype(np.int64), R.int8_products(xi, wi).astype(np.int64))
 
 
 @pytest.mark.parametrize("rows, inner, cols", SHAPES)
 @pytest.mark.parametrize("tasks", [1, 2])
-def test_numba_int8_linear_equals_the_spec(rows, inner, cols, tasks):
+@pytest.mark.parametrize("tiling", INT8_TILINGS)
+def test_numba_int8_linear_equals_the_spec(rows, inner, cols, tasks, tiling):
     rng = np.random.default_rng(rows + inner + cols)
     x = rng.standard_normal((rows, inner)).astype(np.float32) + 0.5
     w = rng.standard_normal((cols, inner)).astype(np.float32)
     bias = rng.standard_normal(cols).astype(np.float32)
     quantized = R.quantize_matrix(w)
     ref = R.linear_int8(x, quantized, bias)
-    out = gemm.matmul(x, gemm.pack_int8(*quantized), bias, np.empty((rows, cols), np.float32), tasks)
+    out = gemm.matmul(x, gemm.pack_int8(*quantized), bias, np.empty((rows, cols), np.float32), tasks, tiling=tiling)
     # same integers, scales and centers; only the order and fusing of the last two multiply-adds differ
     xq, x_scale, x_center = R.quantize_rows(x)
     terms = (np.abs(R.int8_products(xq, quantized.values) * (x_scale[:, None] * quantized.scales[None, :]))
@@ -322,8 +330,9 @@ def test_a_rows_result_does_not_depend_on_the_rows_around_it(quantize, out_featu
     x = rng.standard_normal((3 * gemm.TILE_ROWS + gemm.EDGE_ROWS + 1, 37)).astype(np.float32)
     alone = np.concatenate([gemm.matmul(row[None], packed, bias, np.empty((1, out_features), np.float32), 1)
                             for row in x])
+    tilings = (gemm.TALL, gemm.WIDE) + ((gemm.AMX,) if quantize and isa.amx_int8() else ())
     for rows in range(1, len(x) + 1):
-        for tasks, tiling in itertools.product((1, 2), (gemm.TALL, gemm.WIDE)):
+        for tasks, tiling in itertools.product((1, 2), tilings):
             together = gemm.matmul(x[:rows], packed, bias, np.empty((rows, out_features), np.float32), tasks,
                                    tiling=tiling)
             assert np.array_equal(together, alone[:rows]), (rows, tasks, tiling)
@@ -387,6 +396,55 @@ def test_tiles_compile_to_fma_and_the_int8_dot_products():
         assert wide_asm.count("prefetchw") == rows * width * 4 // simd.CACHE_LINE
 
 
+@pytest.mark.skipif(not isa.amx_int8(), reason=NO_AMX)
+@pytest.mark.parametrize("tasks", [1, 2, 3])
+@pytest.mark.parametrize("row_block_bytes", [1, 1 << 20], ids=["tasks split rows", "tasks split panels"])
+def test_amx_products_are_the_vector_tiles_bit_for_bit(monkeypatch, tasks, row_block_bytes):
+    """Whole and half tiles of rows (and the padding rows past the last, never stored), partial last
+    panels, inner sizes that are not a multiple of a tile row, the fused activation: AMX's outputs are
+    TALL's, which the tests above hold to the spec."""
+    from minidistil.kernels.reference import ACT_CODES
+
+    monkeypatch.setattr(gemm, "ROW_BLOCK_BYTES", row_block_bytes)
+    rng = np.random.default_rng(tasks)
+    for rows, inner, cols in ((1, 5, 3), (8, 64, 32), (16, 100, 70), (17, 768, 64), (47, 130, 97), (96, 64, 33)):
+        x = rng.standard_normal((rows, inner)).astype(np.float32) + 0.3
+        w = rng.standard_normal((cols, inner)).astype(np.float32)
+        bias = rng.standard_normal(cols).astype(np.float32)
+        packed = gemm.pack_int8(*R.quantize_matrix(w))
+        for act in (0, ACT_CODES["gelu"]):
+            tall, amx = (gemm.matmul(x, packed, bias, np.full((rows, cols), np.nan, np.float32), tasks, act, tiling)
+                         for tiling in (gemm.TALL, gemm.AMX))
+            assert np.array_equal(tall, amx), (rows, inner, cols, act)
+
+
+@pytest.mark.skipif(not isa.amx_int8(), reason=NO_AMX)
+def test_the_amx_tile_is_tile_instructions():
+    """A task's way through AMX: load the tile configuration, multiply bytes on tiles, release them (a fresh,
+    uncached function around them: Numba shows no machine code of cached ones)."""
+    import numba
+
+    start, finish = simd.amx_configure()
+    tile = simd.amx_tile(2)
+
+    @numba.njit
+    def one_tile(xq, affine, w, s, z, out, sums):
+        start()
+        tile(xq, 0, xq.shape[1], affine, 0, w, 0, s, s, z, s, 0, out, 0, out.shape[1], w.shape[0] // 128, sums, 32)
+        finish()
+
+    rows, cols, steps = 2 * simd.AMX_ROWS, gemm.PANEL, 16
+    xq, out = np.full((rows, 4 * steps), 129, np.uint8), np.empty((rows, cols), np.float32)
+    ones = np.ones(cols, np.float32)
+    starts = np.full(cols, -gemm.X_OFFSET * 4 * steps, np.int32)  # q = 1 stored as 129, all weights 1 (pack_int8's sum_starts)
+    one_tile(xq, np.ones((rows, 2), np.float32), np.ones(steps * 4 * cols, np.int8), ones, starts, out,
+             np.empty((rows, cols), np.int32))
+    assert np.array_equal(out, np.full((rows, cols), 4 * steps + 2, np.float32))  # 64 x (1 x 1) + center 1 x 1 + bias 1
+    asm = "\n".join(one_tile.inspect_asm().values())
+    for instruction in ("ldtilecfg", "tilezero", "tileloadd", "tdpbusd", "tilestored", "tilerelease"):
+        assert instruction in asm, instruction
+
+
 OTHER_UNIT = r"""
 import sys
 import numpy as np
@@ -423,6 +481,9 @@ for rows in (1, 2, gemm.TILE_ROWS - 1, gemm.TILE_ROWS, gemm.TILE_ROWS + 1, 2 * g
                     assert np.array_equal(together[i], alone[0]), (rows, inner, cols, tasks, i)
                 wide = gemm.matmul(x, packed, b, np.empty((rows, cols), np.float32), tasks, tiling=gemm.WIDE)
                 assert np.array_equal(wide, together), (rows, inner, cols, tasks)
+                if packed.scales is not None and gemm.AMX in gemm.INT8_TILINGS:
+                    amx = gemm.matmul(x, packed, b, np.empty((rows, cols), np.float32), tasks, tiling=gemm.AMX)
+                    assert np.array_equal(amx, together), (rows, inner, cols, tasks)
 print("ok", gemm.TILE_ROWS, gemm.PANEL, gemm.K_GROUP)
 """
 
