@@ -126,8 +126,8 @@ TALL_EDGE_ROWS = max(EDGE_ROWS, isa.vector_unit().registers // 2 // (2 * TILE_VE
 
 
 class Tiling(NamedTuple):
-    """The whole tiles of a product: `rows` rows of x by `panels` panels (1 or 2) of the weight, in vector
-    registers, or with `amx` in AMX's tile registers (int8 only)."""
+    """The whole tiles of a product: `rows` rows of x by `panels` panels (1 or 2) of the weight in vector
+    registers; with `amx` (int8 only), products of AMX_ROWS rows or more run on AMX tiles instead."""
 
     rows: int
     panels: int
@@ -150,13 +150,23 @@ class Tiling(NamedTuple):
 TALL = Tiling(TILE_ROWS, 1)
 WIDE = Tiling((isa.vector_unit().registers - 2 * TILE_VECTORS - 1) // (2 * TILE_VECTORS), 2)
 TILINGS = (TALL, WIDE) if WIDE.rows > TALL_EDGE_ROWS else (TALL,)
-# int8 has a third candidate where the CPU has AMX (isa.amx_int8): 32 rows x one panel in tile registers
-# (simd.amx_tile: 1024 multiply-adds per instruction against vpdpbusd's 64), the same integers. The
-# 36 int8 products of a DistilBERT pass alone (2-core Intel Xeon, 2 threads, before quantizing and
-# dequantizing were in it): at 8 rows about half the time of the WIDE tiles, 1.3-2.3 T operations
-# per second at 128 rows. Fewer rows than a tile holds are padded (their sums are not stored).
-AMX = Tiling(2 * simd.AMX_ROWS, 1, amx=True)
-INT8_TILINGS = TILINGS + ((AMX,) if isa.amx_int8() else ())
+# Where the CPU has AMX (isa.amx_int8), int8 has a second choice on top of the vector tiling: AMX
+# tiles of AMX_ROWS rows x one panel for every product of AMX_ROWS rows or more (simd.amx_tile: 1024
+# multiply-adds per instruction against vpdpbusd's 64; the same integers, the same outputs bit for
+# bit). Fewer rows stay on the vector tiles: below a tile of rows a product is bound by streaming
+# the weight, which both do alike, and AMX pays for its unit's wake-up after a pause. On a 2-core
+# Intel Xeon (int8 passes, AMX for every product against WIDE, alternating processes): 1 x 8
+# 0.89-1.09x over three runs back to back, 1.47x with 50 ms of idling before each pass; 1 x 128
+# 0.78x, 32 x 128 0.78x.
+AMX_ROWS = 2 * simd.AMX_ROWS
+
+
+def with_amx(tiling):
+    """`tiling` with AMX for the products of AMX_ROWS rows or more."""
+    return tiling._replace(amx=True)
+
+
+INT8_TILINGS = TILINGS + (tuple(with_amx(tiling) for tiling in TILINGS) if isa.amx_int8() else ())
 FLOAT32_TILE = simd.fma_tile(TILE_ROWS, TILE_VECTORS, LANES)  # for kernels of small products (cpu.py's attention)
 # Inner indices per 4-byte word of a quantized row, and what an activation's q is stored as (module docstring).
 K_GROUP = 4 if isa.byte_dot_product() else 2
@@ -544,7 +554,7 @@ def _matmul(x, x_affine, panels, w_scale, w_center, w_start, bias, act, out, tas
 
 
 _AMX_START, _AMX_FINISH = simd.amx_configure()
-_AMX_HALF, _AMX_WHOLE = simd.amx_tile(1), simd.amx_tile(2)  # AMX.rows / 2 rows, AMX.rows rows
+_AMX_HALF, _AMX_WHOLE = simd.amx_tile(1), simd.amx_tile(2)  # AMX_ROWS / 2 rows, AMX_ROWS rows
 
 
 @njit
@@ -558,11 +568,11 @@ def _amx_tile(x_tiles, args):
 
 @parallel_and_serial(CONTRACT)
 def _matmul_amx(xq, x_affine, panels, w_scale, w_center, w_start, bias, act, out, tasks, rows_per_block):
-    """out = act(x @ wᵀ + bias) on AMX tiles (AMX): _matmul's int8 operands, xq uint8 [N', InG] and
+    """out = act(x @ wᵀ + bias) on AMX tiles: _matmul's int8 operands, xq uint8 [N', InG] and
     x_affine [N', 2] with N' = N rounded up to a multiple of simd.AMX_ROWS (quantize_rows), InG a
     multiple of simd.AMX_ROW_BYTES (IN_MULTIPLE).
 
-    Tiles are AMX.rows x one panel, the last possibly half as high. Tasks split the rows where each
+    Tiles are AMX_ROWS x one panel, the last possibly half as high. Tasks split the rows where each
     gets rows_per_block of them, else the panels (as in _matmul), and each task runs one tile of rows
     across all its panels, then the next: those rows of x stay in L1 while the panels stream past. (The
     bigger blocks of _matmul made AMX wait on x coming from L2: 2-core Intel Xeon, 2 threads, each
@@ -587,11 +597,11 @@ def _matmul_amx(xq, x_affine, panels, w_scale, w_center, w_start, bias, act, out
         else:
             r0, r1 = 0, padded_rows
             first, last = count * task // tasks, count * (task + 1) // tasks
-        sums = np.empty((AMX.rows, PANEL), np.int32)
-        scratch = np.empty((AMX.rows, PANEL), np.float32)  # the tiles of the last panel, when it is partial
+        sums = np.empty((AMX_ROWS, PANEL), np.int32)
+        scratch = np.empty((AMX_ROWS, PANEL), np.float32)  # the tiles of the last panel, when it is partial
         _AMX_START()
-        for i in range(r0, r1, AMX.rows):
-            height = min(AMX.rows, r1 - i)
+        for i in range(r0, r1, AMX_ROWS):
+            height = min(AMX_ROWS, r1 - i)
             for p in range(first, last):
                 c0 = p * PANEL
                 width = min(PANEL, cols - c0)
@@ -684,26 +694,30 @@ def matmul(x, packed, bias, out, tasks, act=ACT_NONE, tiling=TALL):
     """out = act(x @ wᵀ + bias) for the matrix w in `packed`; x [N, In] float32 C-contiguous, out [N, Out].
 
     tasks: threads to split the work over (1: this thread only). act: a reference.ACT_CODES value.
-    tiling: the whole tiles' shape, TALL or WIDE, or for int8 AMX where the CPU has it (calibration.py
-    picks the fastest here); the results are the same bit for bit. int8 quantizes x per row first.
+    tiling: the whole tiles' shape, TALL or WIDE, and for int8 either with_amx where the CPU has AMX
+    (calibration.py picks the fastest here); the results are the same bit for bit. int8 quantizes x
+    per row first.
     """
     int8 = packed.scales is not None
-    accepted = {"TALL": TALL, "WIDE": WIDE, **({"AMX": AMX} if int8 and isa.amx_int8() else {})}
+    accepted = {"TALL": TALL, "WIDE": WIDE}
+    if int8 and isa.amx_int8():
+        accepted.update({f"with_amx({name})": with_amx(value) for name, value in list(accepted.items())})
     if tiling not in accepted.values():
-        expected = " or ".join(f"gemm.{name} {tuple(value)}" for name, value in accepted.items())
-        raise ValueError(f"tiling of {'an int8' if int8 else 'a float32'} product: expected {expected} "
-                         f"(AMX: int8, where isa.amx_int8()), got {tiling!r}")
+        expected = ", ".join(f"gemm.{name} {tuple(value)}" for name, value in accepted.items())
+        raise ValueError(f"tiling of {'an int8' if int8 else 'a float32'} product: expected one of {expected} "
+                         f"(with_amx: int8, where isa.amx_int8()), got {tiling!r}")
+    on_amx = tiling.amx and x.shape[0] >= AMX_ROWS
     tasks = max(1, min(int(tasks), packed.panels.shape[0]))
     x_affine = None
     if int8:
         # The quantizer's loops are vector loops: as work, a vector of floats counts as one element
         # (one thread vs two, 768 columns: one faster up to 256 rows, two from 512).
         x, x_affine = quantize_rows(x, packed.panels.shape[1] * K_GROUP, tasks > 1 and x.size >= SERIAL_WORK * LANES,
-                                    simd.AMX_ROWS if tiling.amx else 1)
-    if tiling.amx:
+                                    simd.AMX_ROWS if on_amx else 1)
+    if on_amx:
         kernel = _matmul_amx.parallel if tasks > 1 else _matmul_amx.serial
         kernel(x, x_affine, packed.panels, packed.scales, packed.center_weights, packed.sum_starts, bias, act, out,
-               tasks, row_block(x.shape[1], x.itemsize, AMX.rows))
+               tasks, row_block(x.shape[1], x.itemsize, AMX_ROWS))
         return out
     kernel = _matmul.parallel if tasks > 1 else _matmul.serial
     kernel(x, x_affine, packed.panels, packed.scales, packed.center_weights, packed.sum_starts, bias, act, out, tasks,

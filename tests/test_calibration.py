@@ -23,26 +23,31 @@ def test_the_choice_is_one_of_the_candidates_with_the_ratios_it_came_from(int8):
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     candidates = calibration.candidates(int8)
     assert tiling in candidates
-    assert set(ratios) == {calibration.name(t) for t in candidates if t != gemm.TALL}
-    means = {gemm.TALL: 1.0}
-    for name, by_product in ratios.items():
+    vector = gemm.WIDE if "wide" in ratios and np.prod(list(ratios["wide"].values())) < 1 else gemm.TALL
+    expected_ratios = {"wide"} if gemm.WIDE in candidates else set()
+    if gemm.with_amx(vector) in candidates:
+        expected_ratios.add(calibration.name(gemm.with_amx(vector)))
+    assert set(ratios) == expected_ratios
+    for by_product in ratios.values():
         assert set(by_product) == {f"{i}->{o}" for _, i, o in calibration.PRODUCTS} and all(r > 0 for r in by_product.values())
-        means[calibration.NAMES[name]] = np.prod(list(by_product.values())) ** (1 / len(by_product))
-    assert tiling == min(means, key=means.get)
+    amx_ratios = ratios.get(calibration.name(gemm.with_amx(vector)))
+    assert tiling == (gemm.with_amx(vector) if amx_ratios and np.prod(list(amx_ratios.values())) < 1 else vector)
 
 
-# Each candidate's time per product on a stand-in clock, and the one that must be chosen (int8; float32
-# has no AMX, and chooses between the other two).
-CLOCKS = [({"tall": 1.0, "wide": 2.0, "amx": 0.5}, "amx"), ({"tall": 1.0, "wide": 0.5, "amx": 0.8}, "wide"),
-          ({"tall": 1.0, "wide": 2.0, "amx": 3.0}, "tall")]
+# Each tiling's time per product on a stand-in clock, and what int8 must choose (float32 has no AMX and
+# chooses the vector tiling alone): WIDE against TALL first, then AMX on top of the winner against it.
+CLOCKS = [({"tall": 1.0, "wide": 2.0, "tall+amx": 0.5}, "tall+amx"),
+          ({"tall": 1.0, "wide": 0.5, "wide+amx": 0.25}, "wide+amx"),
+          ({"tall": 1.0, "wide": 0.5, "wide+amx": 0.75}, "wide"),
+          ({"tall": 1.0, "wide": 2.0, "tall+amx": 3.0}, "tall")]
 
 
 @pytest.mark.parametrize("clock, fastest", CLOCKS)
-def test_the_fastest_tiling_wins(monkeypatch, clock, fastest):
-    """A stand-in clock and matmul: the candidate with the lowest geometric mean of time ratios to TALL
-    is chosen, TALL when none is below 1, each candidate timed ROUNDS + 1 times per product."""
+def test_the_faster_tiling_wins(monkeypatch, clock, fastest):
+    """A stand-in clock and matmul: the chosen tiling, and each tiling timed ROUNDS + 1 times per product,
+    only those the two steps need (AMX only on top of the vector tiling that won)."""
     monkeypatch.setattr(gemm, "TILINGS", (gemm.TALL, gemm.WIDE))
-    monkeypatch.setattr(gemm, "INT8_TILINGS", (gemm.TALL, gemm.WIDE, gemm.AMX))
+    monkeypatch.setattr(gemm, "INT8_TILINGS", (gemm.TALL, gemm.WIDE, gemm.with_amx(gemm.TALL), gemm.with_amx(gemm.WIDE)))
     monkeypatch.setattr(calibration, "PRODUCTS", ((20, 24, 40), (13, 40, 24)))
     now, calls = [0.0], []
 
@@ -52,15 +57,20 @@ def test_the_fastest_tiling_wins(monkeypatch, clock, fastest):
 
     monkeypatch.setattr(gemm, "matmul", matmul)
     monkeypatch.setattr(calibration.time, "perf_counter", lambda: now[0])
-    for int8, names in ((True, ("tall", "wide", "amx")), (False, ("tall", "wide"))):
+    vector = "wide" if clock["wide"] < 1 else "tall"
+    for int8 in (True, False):
         calls.clear()
         tiling, ratios = calibration.choose(int8, tasks=1)
-        assert calibration.name(tiling) == (fastest if fastest in names else min(names, key=clock.get))
-        assert ratios == {name: {"24->40": pytest.approx(clock[name]), "40->24": pytest.approx(clock[name])}
-                          for name in names[1:]}
+        assert calibration.name(tiling) == (fastest if int8 else vector)
+        expected = {"wide": clock["wide"]}
+        if int8:
+            expected[f"{vector}+amx"] = clock[f"{vector}+amx"] / clock[vector]
+        assert ratios == {name: {"24->40": pytest.approx(r), "40->24": pytest.approx(r)} for name, r in expected.items()}
         for rows, shape in ((20, (40, 24)), (13, (24, 40))):
-            for name in names:
-                assert calls.count((rows, shape, int8, name)) == calibration.ROUNDS + 1
+            counts = {"tall": 1, "wide": 1, f"{vector}+amx": int(int8)}
+            counts[vector] += int(int8)  # timed again against itself with AMX
+            for name, count in counts.items():
+                assert calls.count((rows, shape, int8, name)) == count * (calibration.ROUNDS + 1), name
 
 
 def test_one_candidate_is_not_timed(monkeypatch):
@@ -77,8 +87,8 @@ def test_the_environment_names_a_tiling(monkeypatch):
         monkeypatch.setenv(calibration.ENVIRONMENT, value)
         assert calibration.from_environment() == expected
     monkeypatch.setenv(calibration.ENVIRONMENT, "fastest")
-    with pytest.raises(ValueError, match=r"\$MINIDISTIL_TILING: expected one of tall(, wide)?(, amx)? on this CPU .*"
-                                         r"got 'fastest'"):
+    with pytest.raises(ValueError, match=r"\$MINIDISTIL_TILING: expected one of tall(, wide)?(, tall\+amx, wide\+amx)? "
+                                         r"on this CPU .* got 'fastest'"):
         calibration.from_environment()
 
 
@@ -95,16 +105,18 @@ def test_wide_is_accepted_only_where_it_is_a_candidate(monkeypatch, candidates):
 
 
 @pytest.mark.parametrize("amx", [True, False], ids=["AMX", "no AMX"])
-def test_amx_is_accepted_for_int8_only_and_only_where_it_is_a_candidate(monkeypatch, amx):
-    """$MINIDISTIL_TILING=amx runs the int8 products on AMX and leaves float32 to its stamp; without AMX
-    it is an error, as any name that is no candidate."""
+def test_amx_is_accepted_only_where_it_is_a_candidate_and_only_for_int8(monkeypatch, amx):
+    """$MINIDISTIL_TILING=wide+amx: int8 on WIDE with AMX, float32 on WIDE; without AMX it is an error, as
+    any name that is no candidate."""
     monkeypatch.setattr(gemm, "TILINGS", (gemm.TALL, gemm.WIDE))
-    monkeypatch.setattr(gemm, "INT8_TILINGS", (gemm.TALL, gemm.WIDE) + ((gemm.AMX,) if amx else ()))
-    monkeypatch.setenv(calibration.ENVIRONMENT, "amx")
+    monkeypatch.setattr(gemm, "INT8_TILINGS", gemm.TILINGS + ((gemm.with_amx(gemm.TALL), gemm.with_amx(gemm.WIDE)) if amx else ()))
+    monkeypatch.setenv(calibration.ENVIRONMENT, "wide+amx")
     if amx:
-        assert calibration.from_environment(int8=True) == gemm.AMX and calibration.from_environment() is None
+        assert calibration.from_environment(int8=True) == gemm.with_amx(gemm.WIDE)
+        assert calibration.from_environment() == gemm.WIDE
     else:
-        with pytest.raises(ValueError, match=r"expected one of tall, wide on this CPU \(.*amx: int8 only.*\), got 'amx'"):
+        with pytest.raises(ValueError, match=r"expected one of tall, wide on this CPU \(.*\+amx where the CPU and the OS "
+                                             r"offer AMX, for int8\), got 'wide\+amx'"):
             calibration.from_environment(int8=True)
 
 
@@ -123,11 +135,13 @@ def test_matmul_takes_only_its_tilings(monkeypatch, int8, amx):
     monkeypatch.setattr(gemm.isa, "amx_int8", lambda: amx)
     weight = np.ones((4, 3), np.float32)
     packed = gemm.pack_int8(*quantize_matrix(weight)) if int8 else gemm.pack_float32(weight)
-    offered = r"gemm.TALL \(\d+, 1, False\) or gemm.WIDE \(\d+, 2, False\)" + (r" or gemm.AMX \(32, 1, True\)" if int8 and amx else "")
-    foreign = [gemm.Tiling(8, 1)] + ([] if int8 and amx else [gemm.AMX])
+    offered = r"gemm.TALL \(\d+, 1, False\), gemm.WIDE \(\d+, 2, False\)"
+    if int8 and amx:
+        offered += r", gemm.with_amx\(TALL\) \(\d+, 1, True\), gemm.with_amx\(WIDE\) \(\d+, 2, True\)"
+    foreign = [gemm.Tiling(8, 1)] + ([] if int8 and amx else [gemm.with_amx(gemm.TALL)])
     for tiling in foreign:
-        with pytest.raises(ValueError, match=rf"tiling of an? (int8|float32) product: expected {offered} "
-                                             rf"\(AMX: int8, where isa.amx_int8\(\)\), got Tiling\("):
+        with pytest.raises(ValueError, match=rf"tiling of an? (int8|float32) product: expected one of {offered} "
+                                             rf"\(with_amx: int8, where isa.amx_int8\(\)\), got Tiling\("):
             gemm.matmul(np.ones((2, 3), np.float32), packed, np.zeros(4, np.float32), np.empty((2, 4), np.float32), 1,
                         tiling=tiling)
 
@@ -154,7 +168,7 @@ def test_the_stamp_keeps_the_choice_and_the_environment_overrides_it(tmp_path, m
 def test_a_stamp_naming_a_tiling_this_process_cannot_run_counts_as_missing(tmp_path, monkeypatch, timed_here):
     """AMX in the stamp, but the OS refuses the tile registers now: timed again, never run on AMX."""
     monkeypatch.setattr(gemm, "INT8_TILINGS", gemm.TILINGS)
-    warmup.stamp_path(tmp_path, "int8").write_text(json.dumps({"tiling": "amx"}))
+    warmup.stamp_path(tmp_path, "int8").write_text(json.dumps({"tiling": "wide+amx"}))
     assert warmup.missing(tmp_path, ["int8"]) == ["int8"]
     assert warmup.tiling(tmp_path, "int8") == gemm.TALL and timed_here == [True]
 
@@ -186,3 +200,20 @@ def test_the_ops_pass_their_kernel_sets_tiling_to_each_product(monkeypatch):
     tall = ops.linear(x, gemm.pack_float32(weight))
     assert seen == [gemm.WIDE, gemm.TALL, gemm.TALL]
     assert np.array_equal(wide, tall)
+
+
+@pytest.mark.parametrize("rows", [gemm.AMX_ROWS - 1, gemm.AMX_ROWS, 3 * gemm.AMX_ROWS + 5])
+def test_with_amx_only_products_of_a_whole_amx_tile_of_rows_or_more_go_to_amx(monkeypatch, rows):
+    """Fewer rows stay on the vector tiles (gemm.py says why); a stand-in AMX kernel, so that this runs on
+    any CPU."""
+    monkeypatch.setattr(gemm.isa, "amx_int8", lambda: True)
+    calls = []
+    from minidistil.kernels.jit import Kernel
+
+    monkeypatch.setattr(gemm, "_matmul_amx", Kernel(lambda *args: calls.append(args[0].shape),
+                                                    lambda *args: calls.append(args[0].shape)))
+    packed = gemm.pack_int8(*quantize_matrix(np.ones((40, 64), np.float32)))
+    x = np.ones((rows, 64), np.float32)
+    gemm.matmul(x, packed, np.zeros(40, np.float32), np.empty((rows, 40), np.float32), 2, tiling=gemm.with_amx(gemm.TALL))
+    padded = -(-rows // gemm.simd.AMX_ROWS) * gemm.simd.AMX_ROWS  # the quantized rows AMX reads: whole tile registers
+    assert calls == ([(padded, 64)] if rows >= gemm.AMX_ROWS else [])

@@ -21,8 +21,9 @@ from minidistil.kernels import cpu, gemm, isa, simd  # noqa: E402
 
 EPS = float(np.finfo(np.float32).eps)
 NO_AMX = "AMX needs a CPU with AMX-INT8 and the OS's permission for its tile registers (isa.amx_int8); not here"
+AMX = gemm.with_amx(gemm.TALL)
 INT8_TILINGS = [pytest.param(gemm.TALL, id="tall"), pytest.param(gemm.WIDE, id="wide"),
-                pytest.param(gemm.AMX, id="amx", marks=pytest.mark.skipif(not isa.amx_int8(), reason=NO_AMX))]
+                pytest.param(AMX, id="amx", marks=pytest.mark.skipif(not isa.amx_int8(), reason=NO_AMX))]
 SHAPES = [  # (rows, In, Out): whole tiles, edge tiles (odd rows), partial panels, odd In, one column
     (1, 1, 1), (2, 3, 5), (5, 31, 16), (6, 64, 17), (7, 33, 40), (8, 40, 64), (11, 17, 33), (13, 768, 33),
     (64, 130, 48), (97, 1024, 3)]
@@ -327,10 +328,10 @@ def test_a_rows_result_does_not_depend_on_the_rows_around_it(quantize, out_featu
     w = rng.standard_normal((out_features, 37)).astype(np.float32)
     bias = rng.standard_normal(out_features).astype(np.float32)
     packed = gemm.pack_int8(*R.quantize_matrix(w)) if quantize else gemm.pack_float32(w)
-    x = rng.standard_normal((3 * gemm.TILE_ROWS + gemm.EDGE_ROWS + 1, 37)).astype(np.float32)
+    x = rng.standard_normal((max(3 * gemm.TILE_ROWS + gemm.EDGE_ROWS, gemm.AMX_ROWS + 1) + 1, 37)).astype(np.float32)
     alone = np.concatenate([gemm.matmul(row[None], packed, bias, np.empty((1, out_features), np.float32), 1)
                             for row in x])
-    tilings = (gemm.TALL, gemm.WIDE) + ((gemm.AMX,) if quantize and isa.amx_int8() else ())
+    tilings = (gemm.TALL, gemm.WIDE) + ((AMX,) if quantize and isa.amx_int8() else ())
     for rows in range(1, len(x) + 1):
         for tasks, tiling in itertools.product((1, 2), tilings):
             together = gemm.matmul(x[:rows], packed, bias, np.empty((rows, out_features), np.float32), tasks,
@@ -402,19 +403,20 @@ def test_tiles_compile_to_fma_and_the_int8_dot_products():
 def test_amx_products_are_the_vector_tiles_bit_for_bit(monkeypatch, tasks, row_block_bytes):
     """Whole and half tiles of rows (and the padding rows past the last, never stored), partial last
     panels, inner sizes that are not a multiple of a tile row, the fused activation: AMX's outputs are
-    TALL's, which the tests above hold to the spec."""
+    TALL's, which the tests above hold to the spec. (Products of fewer than gemm.AMX_ROWS rows do not
+    reach AMX through matmul; test_numba_int8_sums_equal_the_spec_exactly runs them on it.)"""
     from minidistil.kernels.reference import ACT_CODES
 
     monkeypatch.setattr(gemm, "ROW_BLOCK_BYTES", row_block_bytes)
     rng = np.random.default_rng(tasks)
-    for rows, inner, cols in ((1, 5, 3), (8, 64, 32), (16, 100, 70), (17, 768, 64), (47, 130, 97), (96, 64, 33)):
+    for rows, inner, cols in ((32, 5, 3), (33, 64, 32), (40, 100, 70), (47, 768, 64), (64, 130, 97), (96, 64, 33)):
         x = rng.standard_normal((rows, inner)).astype(np.float32) + 0.3
         w = rng.standard_normal((cols, inner)).astype(np.float32)
         bias = rng.standard_normal(cols).astype(np.float32)
         packed = gemm.pack_int8(*R.quantize_matrix(w))
         for act in (0, ACT_CODES["gelu"]):
             tall, amx = (gemm.matmul(x, packed, bias, np.full((rows, cols), np.nan, np.float32), tasks, act, tiling)
-                         for tiling in (gemm.TALL, gemm.AMX))
+                         for tiling in (gemm.TALL, AMX))
             assert np.array_equal(tall, amx), (rows, inner, cols, act)
 
 
@@ -481,8 +483,8 @@ for rows in (1, 2, gemm.TILE_ROWS - 1, gemm.TILE_ROWS, gemm.TILE_ROWS + 1, 2 * g
                     assert np.array_equal(together[i], alone[0]), (rows, inner, cols, tasks, i)
                 wide = gemm.matmul(x, packed, b, np.empty((rows, cols), np.float32), tasks, tiling=gemm.WIDE)
                 assert np.array_equal(wide, together), (rows, inner, cols, tasks)
-                if packed.scales is not None and gemm.AMX in gemm.INT8_TILINGS:
-                    amx = gemm.matmul(x, packed, b, np.empty((rows, cols), np.float32), tasks, tiling=gemm.AMX)
+                if packed.scales is not None and gemm.with_amx(gemm.TALL) in gemm.INT8_TILINGS:
+                    amx = gemm.matmul(x, packed, b, np.empty((rows, cols), np.float32), tasks, tiling=gemm.with_amx(gemm.TALL))
                     assert np.array_equal(amx, together), (rows, inner, cols, tasks)
 print("ok", gemm.TILE_ROWS, gemm.PANEL, gemm.K_GROUP)
 """

@@ -3,6 +3,8 @@
     python tools/bench/bench_kernels.py spin        # OpenMP spin-wait vs the next BLAS call, per threading setup,
                                               # and OpenBLAS's spin-wait vs the next Numba kernel (and the
                                               # CPU time its threads burn while the process is idle)
+    python tools/bench/bench_kernels.py pause       # parallel regions after the process idled 0-200 ms, per
+                                              # OpenMP setting (on cloud VMs they slow down: README)
     python tools/bench/bench_kernels.py gemm        # the packed matmul (float32, int8) vs OpenBLAS, by number of rows
     python tools/bench/bench_kernels.py linears     # each kind of linear at 4092 rows vs OpenBLAS, per-round ratios
     python tools/bench/bench_kernels.py ops         # each op, numba vs the NumPy reference, batch 32 x 128 and 1 x 128
@@ -166,6 +168,47 @@ def spin(threads):
         print(f"- {label}: {res.stdout.strip() or res.stderr.strip().splitlines()[-1]}")
 
 
+# ---------------------------------------------------------------- pause
+
+PAUSE_CHILD = r"""
+import statistics, sys, time
+import numpy as np
+from minidistil.kernels import cpu
+
+ops = cpu.NumbaOps(threads=int(sys.argv[1]))
+ops._parallel(1 << 40)  # sets this thread's Numba threads
+x = np.ones((ops._threads(), 1))
+cpu._bias_act.parallel(x, np.zeros(1), 0)
+cells = []
+for gap_ms in (0, 1, 10, 50, 200):
+    runs = []
+    for _ in range(8):
+        time.sleep(gap_ms / 1e3)
+        times = []
+        for _ in range(60):  # a 1 x 8 pass runs ~60 regions
+            start = time.perf_counter()
+            cpu._bias_act.parallel(x, np.zeros(1), 0)
+            times.append(time.perf_counter() - start)
+        runs.append(times)
+    by_region = np.median(np.array(runs), axis=0) * 1e6
+    cells.append(f"{gap_ms} ms: first {by_region[0]:.0f} us, later {np.median(by_region[1:]):.1f} us, "
+                 f"60 regions {by_region.sum() / 1e3:.2f} ms")
+print("; ".join(cells))
+"""
+
+
+def pause(threads):
+    print(f"## Parallel regions after a pause ({threads} threads): 60 trivial regions in a row after sleeping 0-200 ms, "
+          "median over 8 repeats per region")
+    starting_env = {k: v for k, v in os.environ.items() if k not in ("OMP_PROC_BIND", "GOMP_SPINCOUNT")}
+    for label, extra in (("as kernels/cpu.py sets OpenMP (the shipped default)", {}),
+                         ("OMP_PROC_BIND=true (each thread pinned to a CPU, the calling one too)", {"OMP_PROC_BIND": "true"}),
+                         ("GOMP_SPINCOUNT=100000 (ten times the shipped spin)", {"GOMP_SPINCOUNT": "100000"})):
+        res = subprocess.run([sys.executable, "-c", PAUSE_CHILD, str(threads)], env={**starting_env, **extra},
+                             cwd=ROOT, capture_output=True, text=True)
+        print(f"- {label}: {res.stdout.strip() or res.stderr.strip().splitlines()[-1]}")
+
+
 # ---------------------------------------------------------------- packed matmul
 
 
@@ -302,11 +345,13 @@ def ops_table(threads):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("spin", "gemm", "linears", "ops", "all"))
+    parser.add_argument("what", choices=("spin", "pause", "gemm", "linears", "ops", "all"))
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     if args.what in ("spin", "all"):
         spin(args.threads)
+    if args.what in ("pause", "all"):
+        pause(args.threads)
     if args.what in ("gemm", "all"):
         gemm_table(args.threads)
     if args.what in ("linears", "all"):
