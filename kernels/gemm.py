@@ -58,7 +58,10 @@ dimension is not blocked (the whole In per tile: reloading the partial sums
 per k-block cost more than the panel's L1 misses, measured 128-384 rows).
 That is the TALL tiling. With 32 registers there is a second, WIDE: 6 rows
 by two panels side by side (4 vectors), fewer loads of x per FMA; which of the
-two runs is timed on each machine (calibration.py, the numbers at TILINGS).
+two runs is timed on each machine (calibration.py, the numbers at TILINGS). On
+CPUs with AMX, int8 products of AMX_ROWS rows or more can run on AMX's tile
+registers instead (_matmul_amx, simd.amx_tile: the same panels, x unpacked),
+also timed (with_amx).
 
 x is packed too, per block of rows (~ROW_BLOCK_BYTES of x), the rows of a
 whole tile (R = the tiling's rows) side by side, so a tile reads one stream
