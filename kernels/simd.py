@@ -1,5 +1,6 @@
-"""Register-tile kernels of the packed matrix products, written as LLVM vector code (and one
-vector kernel for the int8 path's row ranges, row_range, at the end).
+"""Register-tile kernels of the packed matrix products, written as LLVM vector code, the int8 one
+also on AMX's tile registers (amx_tile: inline assembly), and one vector kernel for the int8
+path's row ranges (row_range, at the end).
 
 A tile is `rows` rows of x times `vectors` vector registers' worth of columns
 of a packed weight panel, or of `panels` consecutive panels (gemm.py describes
@@ -365,7 +366,8 @@ def amx_tile(x_tiles):
     [steps, 32, 4] from w_off, steps a multiple of 16 (a tile's 64 k); the configuration of
     amx_configure must be loaded. sums is int32 scratch [32, 32], where the tiles' sums leave the tile
     registers. Only the first stored_rows rows go to out: the tile's rows past a product's last are
-    padding, and storing them through scratch cost a 1 x 8 pass 5% of its time. The result is madd_tile's with group 4, bit for bit: the same int32 sums, plus w_start,
+    padding (stored to scratch and copied, they had cost a 1 x 8 pass with every product on AMX 16% of
+    its time). The result is madd_tile's with group 4, bit for bit: the same int32 sums, plus w_start,
     dequantized by the same instructions (_dequantize_store).
     """
     rows = AMX_ROWS * x_tiles
