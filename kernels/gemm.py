@@ -32,7 +32,8 @@ Layouts (PANEL = columns of one register tile, isa-derived: 16 with AVX2):
 P = ceil(Out / PANEL); the rows past Out are zero, and so are the padding columns.
 Memory: float32 panels take the weight's own size (+ padding to a multiple of
 PANEL rows), a second copy beside the checkpoint's memory-mapped arrays; int8
-panels a quarter of it, plus three numbers per output row (its scale, the term
+panels a quarter of it (with In padded to a multiple of IN_MULTIPLE: 64 with VNNI, which
+DistilBERT's sizes are already), plus three numbers per output row (its scale, the term
 a quantized input row's center multiplies: reference.dequantize, and where its
 int32 sum starts).
 
@@ -575,7 +576,7 @@ def _matmul_amx(xq, x_affine, panels, w_scale, w_center, w_start, bias, act, out
     x_affine [N', 2] with N' = N rounded up to a multiple of simd.AMX_ROWS (quantize_rows), InG a
     multiple of simd.AMX_ROW_BYTES (IN_MULTIPLE).
 
-    Tiles are AMX_ROWS x one panel, the last possibly half as high. Tasks split the rows where each
+    Tiles are AMX_ROWS x one panel, each task's last possibly half as high. Tasks split the rows where each
     gets rows_per_block of them, else the panels (as in _matmul), and each task runs one tile of rows
     across all its panels, then the next: those rows of x stay in L1 while the panels stream past. (The
     bigger blocks of _matmul made AMX wait on x coming from L2: 2-core Intel Xeon, 2 threads, each
@@ -702,13 +703,13 @@ def matmul(x, packed, bias, out, tasks, act=ACT_NONE, tiling=TALL):
     per row first.
     """
     int8 = packed.scales is not None
-    accepted = {"TALL": TALL, "WIDE": WIDE}
-    if int8 and isa.amx_int8():
+    accepted = {"TALL": TALL, "WIDE": WIDE}  # (WIDE even with 16 registers: a test's way into the two-panel loop)
+    if int8 and with_amx(TALL) in INT8_TILINGS:
         accepted.update({f"with_amx({name})": with_amx(value) for name, value in list(accepted.items())})
     if tiling not in accepted.values():
         expected = ", ".join(f"gemm.{name} {tuple(value)}" for name, value in accepted.items())
         raise ValueError(f"tiling of {'an int8' if int8 else 'a float32'} product: expected one of {expected} "
-                         f"(with_amx: int8, where isa.amx_int8()), got {tiling!r}")
+                         f"(with_amx: int8, where isa.amx_int8(): INT8_TILINGS), got {tiling!r}")
     on_amx = tiling.amx and x.shape[0] >= AMX_ROWS
     tasks = max(1, min(int(tasks), packed.panels.shape[0]))
     x_affine = None

@@ -87,12 +87,15 @@ def amx_int8():
     (with the byte dot product's layout, which the tiles read as it is), the CPU it runs on too, and
     the operating system grants this process the tile registers (asked here, once: Linux only)."""
     wanted = {"amx-tile", "amx-int8"}
-    on_target = byte_dot_product() and wanted <= features()
-    host = {f[1:] for f in llvm.get_host_cpu_features().flatten().split(",") if f.startswith("+")}
-    if not (on_target and wanted <= host and sys.platform == "linux" and platform.machine() == "x86_64"):
+    if not (sys.platform == "linux" and platform.machine() == "x86_64" and byte_dot_product()
+            and wanted <= features()):
         return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.syscall(_SYS_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA) == 0
+    host = {f[1:] for f in llvm.get_host_cpu_features().flatten().split(",") if f.startswith("+")}
+    if not wanted <= host:
+        return False
+    syscall = ctypes.CDLL(None, use_errno=True).syscall
+    syscall.restype, syscall.argtypes = ctypes.c_long, [ctypes.c_long, ctypes.c_long, ctypes.c_long]
+    return syscall(_SYS_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA) == 0
 
 
 def describe():

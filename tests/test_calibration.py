@@ -132,7 +132,7 @@ def test_a_bad_environment_fails_at_load_before_any_compile(monkeypatch):
 def test_matmul_takes_only_its_tilings(monkeypatch, int8, amx):
     """TALL and WIDE always (WIDE also with 16 registers: a test's way into the two-panel loop), AMX for int8
     where isa.amx_int8() says the CPU and the OS offer it; anything else is a named error."""
-    monkeypatch.setattr(gemm.isa, "amx_int8", lambda: amx)
+    monkeypatch.setattr(gemm, "INT8_TILINGS", gemm.TILINGS + ((gemm.with_amx(gemm.TALL), gemm.with_amx(gemm.WIDE)) if amx else ()))
     weight = np.ones((4, 3), np.float32)
     packed = gemm.pack_int8(*quantize_matrix(weight)) if int8 else gemm.pack_float32(weight)
     offered = r"gemm.TALL \(\d+, 1, False\), gemm.WIDE \(\d+, 2, False\)"
@@ -141,7 +141,7 @@ def test_matmul_takes_only_its_tilings(monkeypatch, int8, amx):
     foreign = [gemm.Tiling(8, 1)] + ([] if int8 and amx else [gemm.with_amx(gemm.TALL)])
     for tiling in foreign:
         with pytest.raises(ValueError, match=rf"tiling of an? (int8|float32) product: expected one of {offered} "
-                                             rf"\(with_amx: int8, where isa.amx_int8\(\)\), got Tiling\("):
+                                             rf"\(with_amx: int8, where isa.amx_int8\(\): INT8_TILINGS\), got Tiling\("):
             gemm.matmul(np.ones((2, 3), np.float32), packed, np.zeros(4, np.float32), np.empty((2, 4), np.float32), 1,
                         tiling=tiling)
 
@@ -158,6 +158,8 @@ def timed_here(monkeypatch):
 
 
 def test_the_stamp_keeps_the_choice_and_the_environment_overrides_it(tmp_path, monkeypatch, timed_here):
+    monkeypatch.setattr(gemm, "TILINGS", (gemm.TALL, gemm.WIDE))  # "wide" a candidate on any CPU
+    monkeypatch.setattr(gemm, "INT8_TILINGS", (gemm.TALL, gemm.WIDE))
     warmup.stamp_path(tmp_path, "int8").write_text(json.dumps({"tiling": "wide"}))
     assert warmup.tiling(tmp_path, "int8") == gemm.WIDE and warmup.missing(tmp_path, [None, "int8"]) == [None]
     monkeypatch.setenv(calibration.ENVIRONMENT, "tall")
@@ -206,7 +208,7 @@ def test_the_ops_pass_their_kernel_sets_tiling_to_each_product(monkeypatch):
 def test_with_amx_only_products_of_a_whole_amx_tile_of_rows_or_more_go_to_amx(monkeypatch, rows):
     """Fewer rows stay on the vector tiles (gemm.py says why); a stand-in AMX kernel, so that this runs on
     any CPU."""
-    monkeypatch.setattr(gemm.isa, "amx_int8", lambda: True)
+    monkeypatch.setattr(gemm, "INT8_TILINGS", gemm.TILINGS + (gemm.with_amx(gemm.TALL),))
     calls = []
     from minidistil.kernels.jit import Kernel
 

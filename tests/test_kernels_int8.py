@@ -163,8 +163,9 @@ def test_numba_int8_sums_equal_the_spec_exactly(rows, inner, cols, variant, tili
     out = np.full((rows, cols), np.nan, np.float32)
     tasks = 1 if variant == "serial" else 2
     unit = np.tile(np.array([1, 0], np.float32), (padded_rows, 1))  # scale 1, center 0: out = float32(sum)
+    block = gemm.AMX_ROWS if tiling.amx else tiling.rows  # blocks of one tile of rows: every block boundary crossed
     operands = (xq, unit, packed.panels, packed.scales, packed.center_weights, packed.sum_starts,
-                np.zeros(cols, np.float32), 0, out, tasks, tiling.rows)  # blocks of one tile of rows: every boundary crossed
+                np.zeros(cols, np.float32), 0, out, tasks, block)
     if tiling.amx:
         getattr(gemm._matmul_amx, variant)(*operands)
     else:
@@ -409,7 +410,8 @@ def test_amx_products_are_the_vector_tiles_bit_for_bit(monkeypatch, tasks, row_b
 
     monkeypatch.setattr(gemm, "ROW_BLOCK_BYTES", row_block_bytes)
     rng = np.random.default_rng(tasks)
-    for rows, inner, cols in ((32, 5, 3), (33, 64, 32), (40, 100, 70), (47, 768, 64), (64, 130, 97), (96, 64, 33)):
+    for rows, inner, cols in ((32, 5, 3), (33, 64, 32), (40, 100, 70), (47, 768, 64), (64, 130, 97), (96, 64, 33),
+                              (100, 64, 97)):  # (tasks split the rows three ways only with 3 panels or more)
         x = rng.standard_normal((rows, inner)).astype(np.float32) + 0.3
         w = rng.standard_normal((cols, inner)).astype(np.float32)
         bias = rng.standard_normal(cols).astype(np.float32)
@@ -461,7 +463,7 @@ assert (gemm.TILE_ROWS, gemm.PANEL) == ((registers - 3) // 2, 2 * lanes), (gemm.
 assert gemm.K_GROUP == (4 if sys.argv[3] == "bytes" else 2)
 eps = float(np.finfo(np.float32).eps)
 rng = np.random.default_rng(0)
-for rows in (1, 2, gemm.TILE_ROWS - 1, gemm.TILE_ROWS, gemm.TILE_ROWS + 1, 2 * gemm.TILE_ROWS + 3):
+for rows in (1, 2, gemm.TILE_ROWS - 1, gemm.TILE_ROWS, gemm.TILE_ROWS + 1, 2 * gemm.TILE_ROWS + 3, gemm.AMX_ROWS + 5):
     for inner, cols in ((7, 5), (64, gemm.PANEL + 1), (33, 2 * gemm.PANEL)):
         x, w = rng.standard_normal((rows, inner), dtype=np.float32), rng.standard_normal((cols, inner), dtype=np.float32)
         b = rng.standard_normal(cols, dtype=np.float32)
