@@ -694,6 +694,16 @@ def quantize_rows(x, in_padded, parallel, rows_multiple=1):
     return xq, affine
 
 
+def _foreign_tiling(tiling, int8):
+    """The error message for a tiling matmul does not take."""
+    accepted = {"TALL": TALL, "WIDE": WIDE}
+    if int8 and with_amx(TALL) in INT8_TILINGS:
+        accepted.update({f"with_amx({name})": with_amx(value) for name, value in list(accepted.items())})
+    expected = ", ".join(f"gemm.{name} {tuple(value)}" for name, value in accepted.items())
+    return (f"tiling of {'an int8' if int8 else 'a float32'} product: expected one of {expected} "
+            f"(with_amx: int8, where isa.amx_int8(): INT8_TILINGS), got {tiling!r}")
+
+
 def matmul(x, packed, bias, out, tasks, act=ACT_NONE, tiling=TALL):
     """out = act(x @ wᵀ + bias) for the matrix w in `packed`; x [N, In] float32 C-contiguous, out [N, Out].
 
@@ -703,13 +713,9 @@ def matmul(x, packed, bias, out, tasks, act=ACT_NONE, tiling=TALL):
     per row first.
     """
     int8 = packed.scales is not None
-    accepted = {"TALL": TALL, "WIDE": WIDE}  # (WIDE even with 16 registers: a test's way into the two-panel loop)
-    if int8 and with_amx(TALL) in INT8_TILINGS:
-        accepted.update({f"with_amx({name})": with_amx(value) for name, value in list(accepted.items())})
-    if tiling not in accepted.values():
-        expected = ", ".join(f"gemm.{name} {tuple(value)}" for name, value in accepted.items())
-        raise ValueError(f"tiling of {'an int8' if int8 else 'a float32'} product: expected one of {expected} "
-                         f"(with_amx: int8, where isa.amx_int8(): INT8_TILINGS), got {tiling!r}")
+    # (WIDE even with 16 registers: a test's way into the two-panel loop)
+    if tiling not in (TALL, WIDE) and not (int8 and tiling in INT8_TILINGS and tiling.amx):
+        raise ValueError(_foreign_tiling(tiling, int8))
     on_amx = tiling.amx and x.shape[0] >= AMX_ROWS
     tasks = max(1, min(int(tasks), packed.panels.shape[0]))
     x_affine = None
