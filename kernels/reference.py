@@ -184,15 +184,21 @@ class QuantizedMatrix(NamedTuple):
         return self.scales * self.values.sum(axis=1, dtype=np.int64).astype(np.float32)
 
 
+SMALLEST_SCALE = np.finfo(np.float32).tiny  # 2**-126: the smallest scale whose inverse is finite
+
+
 def _steps(x, center, half):
     """x [N, In] as int8 values around center [N] in steps of half / 127 [N]: (values, scales).
 
-    All float32: scale = half / 127 (1 when half is 0), values = rint((x - center) * (1 / scale)),
-    round half to even, clipped to [-127, 127]. A row whose center or half is not finite (it
-    holds inf or NaN) gets values 0 and scale NaN, so that it comes out NaN.
+    All float32: scale = half / 127, values = rint((x - center) * (1 / scale)), round half to even,
+    clipped to [-127, 127]. Where half / 127 is not a normal float32 (a constant row, half = 0, or
+    a range so small that 1 / scale would overflow to inf) the scale is 1: every value is then 0,
+    the row its center, off by at most half. A row whose center or half is not finite (it holds
+    inf or NaN) gets values 0 and scale NaN, so that it comes out NaN.
     """
     finite = np.isfinite(center) & np.isfinite(half)
-    scale = np.where(half > 0, half / np.float32(INT8_MAX), np.float32(1.0)).astype(np.float32)
+    step = (half / np.float32(INT8_MAX)).astype(np.float32)
+    scale = np.where(step >= SMALLEST_SCALE, step, np.float32(1.0)).astype(np.float32)
     inverse = (np.float32(1.0) / np.where(finite, scale, np.float32(1.0))).astype(np.float32)
     shifted = (x - np.where(finite, center, np.float32(0.0))[:, None]).astype(np.float32)
     values = np.clip(np.rint(shifted * inverse[:, None]), -INT8_MAX, INT8_MAX)

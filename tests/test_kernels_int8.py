@@ -62,6 +62,17 @@ def test_quantize_rows_by_hand():
     assert centers.tolist() == [-0.5, 3.0, 0.0]  # a constant row is its center exactly
 
 
+def test_a_range_whose_step_underflows_gets_scale_1():
+    """half / 127 below float32's smallest normal would make 1 / scale inf (0 * inf = NaN values)."""
+    tiny = np.float32(1e-39)  # subnormal: tiny / 127 is not a normal float32
+    x = np.array([[0, tiny, -tiny], [1e-30, -1e-30, 0]], np.float32)
+    values, scales, centers = R.quantize_rows(x)
+    assert values[0].tolist() == [0, 0, 0] and scales[0] == 1.0 and centers[0] == 0.0
+    assert values[1].tolist() == [127, -127, 0] and scales[1] == np.float32(1e-30) / np.float32(127)
+    values, scales = R.quantize_symmetric(x)
+    assert values[0].tolist() == [0, 0, 0] and scales[0] == 1.0
+
+
 def test_quantize_rows_non_finite_rows_become_nan():
     values, scales, centers = R.quantize_rows(np.array([[np.nan, 1, 2], [np.inf, 1, 0], [1, 2, 3]], np.float32))
     assert values[:2].tolist() == [[0, 0, 0], [0, 0, 0]] and np.isnan(scales[:2]).all() and np.isnan(centers[:2]).all()
@@ -102,7 +113,7 @@ def test_linear_int8_is_close_to_float32():
 # ---------------------------------------------------------------- numba == spec, exactly
 
 
-@pytest.mark.parametrize("magnitude", [1e-30, 1e-3, 1.0, 1e3, 1e30])
+@pytest.mark.parametrize("magnitude", [1e-44, 1e-39, 1e-30, 1e-3, 1.0, 1e3, 1e30])
 def test_numba_quantizes_rows_exactly_as_the_spec(magnitude):
     rng = np.random.default_rng(3)
     x = (rng.standard_normal((50, 77)) * magnitude).astype(np.float32)
