@@ -15,7 +15,7 @@ products in turn, ROUNDS rounds, and WIDE wins when the geometric mean over the 
 median per-round time ratio to TALL is below 1. Then, for int8 where the CPU and the OS offer AMX,
 the winner with AMX (gemm.with_amx) against the winner alone, the same way. The products are a
 transformer FFN's two weights (768 -> 3072, 3072 -> 768) at 1024 rows, where the tile's own rate
-counts (AMX takes only products of gemm.AMX_ROWS rows or more anyway). Fewer rows do not tell TALL
+counts (AMX takes only products of gemm.AMX_FROM_ROWS rows or more anyway). Fewer rows do not tell TALL
 and WIDE apart on that Xeon: at 128 rows the ratios were 0.87-1.02 from run to run, at 1024 rows
 0.89 and 0.98 each time; at 8 rows single calls ranged over 0.5-2x (a thread pool's wake-up). 0.7 s
 in all there (int8: 0.6 s, AMX 0.46x and 0.55x the tall tile's time). warmup.py runs this right after

@@ -60,7 +60,7 @@ per k-block cost more than the panel's L1 misses, measured 128-384 rows).
 That is the TALL tiling. With 32 registers there is a second, WIDE: 6 rows
 by two panels side by side (4 vectors), fewer loads of x per FMA; which of the
 two runs is timed on each machine (calibration.py, the numbers at TILINGS). On
-CPUs with AMX, int8 products of AMX_ROWS rows or more can run on AMX's tile
+CPUs with AMX, int8 products of AMX_FROM_ROWS rows or more can run on AMX's tile
 registers instead (_matmul_amx, simd.amx_tile: the same panels, x unpacked),
 also timed (with_amx).
 
@@ -131,7 +131,7 @@ TALL_EDGE_ROWS = max(EDGE_ROWS, isa.vector_unit().registers // 2 // (2 * TILE_VE
 
 class Tiling(NamedTuple):
     """The whole tiles of a product: `rows` rows of x by `panels` panels (1 or 2) of the weight in vector
-    registers; with `amx` (int8 only), products of AMX_ROWS rows or more run on AMX tiles instead."""
+    registers; with `amx` (int8 only), products of AMX_FROM_ROWS rows or more run on AMX tiles instead."""
 
     rows: int
     panels: int
@@ -155,18 +155,21 @@ TALL = Tiling(TILE_ROWS, 1)
 WIDE = Tiling((isa.vector_unit().registers - 2 * TILE_VECTORS - 1) // (2 * TILE_VECTORS), 2)
 TILINGS = (TALL, WIDE) if WIDE.rows > TALL_EDGE_ROWS else (TALL,)
 # Where the CPU has AMX (isa.amx_int8), int8 has a second choice on top of the vector tiling: AMX
-# tiles of AMX_ROWS rows x one panel for every product of AMX_ROWS rows or more (simd.amx_tile: 1024
-# multiply-adds per instruction against vpdpbusd's 64; the same integers, the same outputs bit for
-# bit). Fewer rows stay on the vector tiles: below a tile of rows a product is bound by streaming
-# the weight, which both do alike, and AMX pays for its unit's wake-up after a pause. On a 2-core
-# Intel Xeon (int8 passes, AMX for every product against WIDE, alternating processes): 1 x 8
-# 0.89-1.09x over three runs back to back, 1.47x with 50 ms of idling before each pass; 1 x 128
-# 0.78x, 32 x 128 0.78x.
+# tiles of AMX_ROWS rows x one panel for every product of AMX_FROM_ROWS rows or more (simd.amx_tile:
+# 1024 multiply-adds per instruction against vpdpbusd's 64; the same integers, the same outputs bit
+# for bit). AMX_FROM_ROWS is one tile register of rows, the fewest that AMX multiplies without
+# padding. Fewer rows stay on the vector tiles: padded to 16 they are bound by streaming the weight,
+# which both do alike, and AMX pays for its unit's wake-up after a pause. On a 2-core Intel Xeon
+# (int8 passes, alternating processes, back to back): every product on AMX against WIDE, 1 x 8
+# 0.89-1.09x over three runs (1.47x with 50 ms of idling before each pass), 1 x 128 0.78x, 32 x 128
+# 0.78x; AMX from 16 rows instead of 32, three runs: 1 x 16 0.84-0.88x, 1 x 24 0.84-0.90x (with
+# 50 ms of idling 1.14-1.33x, in passes 4-7 times as long as back to back: the pause effect, README).
 AMX_ROWS = 2 * simd.AMX_ROWS
+AMX_FROM_ROWS = simd.AMX_ROWS
 
 
 def with_amx(tiling):
-    """`tiling` with AMX for the products of AMX_ROWS rows or more."""
+    """`tiling` with AMX for the products of AMX_FROM_ROWS rows or more."""
     return tiling._replace(amx=True)
 
 
@@ -721,7 +724,7 @@ def matmul(x, packed, bias, out, tasks, act=ACT_NONE, tiling=TALL):
     # (WIDE even with 16 registers: a test's way into the two-panel loop)
     if tiling not in (TALL, WIDE) and not (int8 and tiling in INT8_TILINGS and tiling.amx):
         raise ValueError(_foreign_tiling(tiling, int8))
-    on_amx = tiling.amx and x.shape[0] >= AMX_ROWS
+    on_amx = tiling.amx and x.shape[0] >= AMX_FROM_ROWS
     tasks = max(1, min(int(tasks), packed.panels.shape[0]))
     x_affine = None
     if int8:

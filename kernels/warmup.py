@@ -195,7 +195,7 @@ def exercise(ops, quantize=None):
             ops.serial_work = serial_work
             x = rng.standard_normal((2, 7, 8)).astype(np.float32)  # [B, S, D]: whole and edge tiles
             for tiling in calibration.candidates(quantize == "int8"):  # AMX's products are kernels of their own,
-                ops.tilings[quantize] = tiling  # for products of AMX_ROWS rows or more
+                ops.tilings[quantize] = tiling  # for products of AMX_FROM_ROWS rows or more
                 rows = x if not tiling.amx else rng.standard_normal((1, gemm.AMX_ROWS + 3, 8)).astype(np.float32)
                 ops.linear(rows, packed, rng.standard_normal(out_features).astype(np.float32), "gelu")
             if quantize is not None:

@@ -415,13 +415,13 @@ def test_tiles_compile_to_fma_and_the_int8_dot_products():
 def test_amx_products_are_the_vector_tiles_bit_for_bit(monkeypatch, tasks, row_block_bytes):
     """Whole and half tiles of rows (and the padding rows past the last, never stored), partial last
     panels, inner sizes that are not a multiple of a tile row, the fused activation: AMX's outputs are
-    TALL's, which the tests above hold to the spec. (Products of fewer than gemm.AMX_ROWS rows do not
+    TALL's, which the tests above hold to the spec. (Products of fewer than gemm.AMX_FROM_ROWS rows do not
     reach AMX through matmul; test_numba_int8_sums_equal_the_spec_exactly runs them on it.)"""
     from minidistil.kernels.reference import ACT_CODES
 
     monkeypatch.setattr(gemm, "ROW_BLOCK_BYTES", row_block_bytes)
     rng = np.random.default_rng(tasks)
-    for rows, inner, cols in ((32, 5, 3), (33, 64, 32), (40, 100, 70), (47, 768, 64), (64, 130, 97), (96, 64, 33),
+    for rows, inner, cols in ((16, 768, 64), (20, 100, 70), (32, 5, 3), (33, 64, 32), (40, 100, 70), (47, 768, 64), (64, 130, 97), (96, 64, 33),
                               (100, 64, 97)):  # (tasks split the rows three ways only with 3 panels or more)
         x = rng.standard_normal((rows, inner)).astype(np.float32) + 0.3
         w = rng.standard_normal((cols, inner)).astype(np.float32)
