@@ -421,7 +421,8 @@ def test_amx_products_are_the_vector_tiles_bit_for_bit(monkeypatch, tasks, row_b
 
     monkeypatch.setattr(gemm, "ROW_BLOCK_BYTES", row_block_bytes)
     rng = np.random.default_rng(tasks)
-    for rows, inner, cols in ((16, 768, 64), (20, 100, 70), (32, 5, 3), (33, 64, 32), (40, 100, 70), (47, 768, 64), (64, 130, 97), (96, 64, 33),
+    for rows, inner, cols in ((16, 768, 64), (20, 100, 70), (32, 5, 3), (33, 64, 32), (40, 100, 70), (47, 768, 64),
+                              (64, 130, 97), (96, 64, 33),
                               (100, 64, 97)):  # (tasks split the rows three ways only with 3 panels or more)
         x = rng.standard_normal((rows, inner)).astype(np.float32) + 0.3
         w = rng.standard_normal((cols, inner)).astype(np.float32)
