@@ -46,3 +46,31 @@ def test_the_numba_worker_reports_the_tiles_its_products_ran_with(tmp_path):
                                 capture_output=True, text=True, timeout=600, check=True)
         ready = json.loads(worker.stdout.splitlines()[0])
         assert ready["tilings"] == {"float32": forced, **({"int8": forced} if quantize else {})}, ready
+
+
+def _bench_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "tools" / "bench" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def _stats(round_ms):
+    return {"median_ms": sorted(round_ms)[len(round_ms) // 2], "min_ms": min(round_ms), "max_ms": max(round_ms),
+            "seq_per_s": 1.0, "round_ms": round_ms, "peak_rss_mib": 1.0}
+
+
+def test_the_int8_table_gives_the_per_round_ratios_as_the_float32_one_does():
+    """A round where the machine slowed every engine moves the medians; the per-round ratio cancels it."""
+    bench = _bench_module()
+    results = {"numba": _stats([10.0, 10.0, 30.0]), "numba-int8": _stats([2.0, 6.0, 9.0]),
+               "onnxruntime-int8": _stats([2.0, 3.0, 10.0])}
+    data = {"date": "today", "machine": {"cpu": "cpu", "cores": 2, "flags": "", "numba_target": "t", "blas": "b"},
+            "loadavg": "0", "versions": "v", "engines": list(results), "command": "bench",
+            "rows": [{"shape": "1x8", "threads": 2, "gemm_floor_ms": 1.0, "results": results}],
+            "sgemm_gflops": {}, "corpus": [], "cold_start": {}}
+    row = next(line for line in bench.report(data).splitlines() if line.startswith("| 1x8 | 2 | 6.0"))
+    # medians 6 / 3 = 2.00; per round 2/2, 6/3, 9/10 -> median 1.00; against numba fp32 0.60 and (0.2, 0.6, 0.3) -> 0.30
+    assert "| 2.00 (1.00) | 0.60 (0.30) |" in row, row

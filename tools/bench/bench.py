@@ -400,8 +400,8 @@ def report(data):
         for row in int8_rows:
             r = row["results"]
             ours, ort = r.get("numba-int8"), r.get("onnxruntime-int8")
-            rows.append([row["shape"], str(row["threads"]), _cell(ours), _cell(ort), _ratio(ours, ort),
-                         _ratio(ours, r.get("numba")),
+            rows.append([row["shape"], str(row["threads"]), _cell(ours), _cell(ort), _ratios(ours, ort),
+                         _ratios(ours, r.get("numba")),
                          "–" if ours is None or "min_cosine_vs_ref" not in ours else f"{ours['min_cosine_vs_ref']:.4f}",
                          "–" if ort is None or "min_cosine_vs_ref" not in ort else f"{ort['min_cosine_vs_ref']:.4f}"])
         lines += ["", "int8 (weights per output row, activations per row at run time; ONNX Runtime: quantize_dynamic, "
