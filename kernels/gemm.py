@@ -163,7 +163,7 @@ TILINGS = (TALL, WIDE) if WIDE.rows > TALL_EDGE_ROWS else (TALL,)
 # (int8 passes, alternating processes, back to back): every product on AMX against WIDE, 1 x 8
 # 0.89-1.09x over three runs (1.47x with 50 ms of idling before each pass), 1 x 128 0.78x, 32 x 128
 # 0.78x; AMX from 16 rows instead of 32, three runs: 1 x 16 0.84-0.88x, 1 x 24 0.84-0.90x (with
-# 50 ms of idling 1.14-1.33x, in passes 4-7 times as long as back to back: the pause effect, README).
+# 50 ms of idling 1.14-1.33x, in passes 4-8 times as long as back to back: the pause effect, README).
 AMX_ROWS = 2 * simd.AMX_ROWS
 AMX_FROM_ROWS = simd.AMX_ROWS
 
@@ -660,7 +660,8 @@ def _quantize_rows(x, xq, affine):
     (simd.row_range), and the values through a view of the row with the finite test outside the
     loop, so that both loops vectorize (one thread: 4096 x 768 4.0 -> 1.2 ms, 4096 x 3072 13.8 -> 7.0 ms).
     Each value is clamped as an int32 after rint, not as a float before the conversion: the same
-    integers (|value| <= 127 already, bar rounding), and the loop half as long (the Xeon, one
+    integers (finite rows only, |value| <= ~2 * 127 with the center's rounding: far inside int32), and
+    the loop half as long (the Xeon, one
     thread, 128 x 768: 18.8 -> 9.9 us; the whole kernel 36.6 -> 25.9 us).
     """
     cols = x.shape[1]  # xq and affine may have more rows (quantize_rows): they are left as they are
@@ -728,9 +729,9 @@ def matmul(x, packed, bias, out, tasks, act=ACT_NONE, tiling=TALL):
     tasks = max(1, min(int(tasks), packed.panels.shape[0]))
     x_affine = None
     if int8:
-        # Two threads quantize faster than one from ~32 x 768 values (the Xeon, 768 and 3072 columns, the pool
-        # awake as within a pass: 128 x 768 16.4 against 25.9 us, 8 x 768 3.6 against 2.0), the break-even
-        # of the other row-wise kernels.
+        # Two threads from SERIAL_WORK values (~43 x 768), the other row-wise kernels' threshold: two are faster
+        # from ~32 x 768 (the Xeon, 768 and 3072 columns, the pool awake as within a pass: 128 x 768 16.4
+        # against 25.9 us, 32 x 768 6.3 against 6.8, 8 x 768 3.6 against 2.0).
         x, x_affine = quantize_rows(x, packed.panels.shape[1] * K_GROUP, tasks > 1 and x.size >= SERIAL_WORK,
                                     simd.AMX_ROWS if on_amx else 1)
     if on_amx:

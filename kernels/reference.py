@@ -184,15 +184,15 @@ class QuantizedMatrix(NamedTuple):
         return self.scales * self.values.sum(axis=1, dtype=np.int64).astype(np.float32)
 
 
-SMALLEST_SCALE = np.finfo(np.float32).tiny  # 2**-126: the smallest scale whose inverse is finite
+SMALLEST_SCALE = np.finfo(np.float32).tiny  # 2**-126, float32's smallest normal: from it up, 1 / scale is finite
 
 
 def _steps(x, center, half):
     """x [N, In] as int8 values around center [N] in steps of half / 127 [N]: (values, scales).
 
     All float32: scale = half / 127, values = rint((x - center) * (1 / scale)), round half to even,
-    clipped to [-127, 127]. Where half / 127 is not a normal float32 (a constant row, half = 0, or
-    a range so small that 1 / scale would overflow to inf) the scale is 1: every value is then 0,
+    clipped to [-127, 127]. Wherever half / 127 is 0 or subnormal (a constant row, or a range so
+    small that 1 / scale would be huge or inf) the scale is 1: every value is then 0,
     the row its center, off by at most half. A row whose center or half is not finite (it holds
     inf or NaN) gets values 0 and scale NaN, so that it comes out NaN.
     """

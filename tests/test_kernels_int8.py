@@ -63,7 +63,8 @@ def test_quantize_rows_by_hand():
 
 
 def test_a_range_whose_step_underflows_gets_scale_1():
-    """half / 127 below float32's smallest normal would make 1 / scale inf (0 * inf = NaN values)."""
+    """half / 127 below float32's smallest normal would make 1 / scale huge or inf (0 * inf = NaN values):
+    the spec and the numba kernel give such a row scale 1, from the threshold down."""
     tiny = np.float32(1e-39)  # subnormal: tiny / 127 is not a normal float32
     x = np.array([[0, tiny, -tiny], [1e-30, -1e-30, 0]], np.float32)
     values, scales, centers = R.quantize_rows(x)
@@ -71,6 +72,19 @@ def test_a_range_whose_step_underflows_gets_scale_1():
     assert values[1].tolist() == [127, -127, 0] and scales[1] == np.float32(1e-30) / np.float32(127)
     values, scales = R.quantize_symmetric(x)
     assert values[0].tolist() == [0, 0, 0] and scales[0] == 1.0
+    # rows of half = 127 * the smallest normal and one float either side: steps at the threshold and across it
+    at = np.float32(127) * R.SMALLEST_SCALE
+    halves = [np.nextafter(at, np.float32(0)), at, np.nextafter(at, np.float32(1))]
+    edge = np.array([[h, -h, h / 2] for h in halves], np.float32)
+    values, scales, centers = R.quantize_rows(edge)
+    assert scales[0] == 1.0 and values[0].tolist() == [0, 0, 0]
+    assert scales[1] == R.SMALLEST_SCALE and values[1].tolist() == [127, -127, 64]
+    for rows in (x, edge):
+        values, scales, centers = R.quantize_rows(rows)
+        for parallel in (False, True):
+            xq, affine = gemm.quantize_rows(rows, gemm.IN_MULTIPLE, parallel)
+            assert np.array_equal(_stored_values(xq[:, :3]), values), f"parallel={parallel}"
+            assert np.array_equal(affine[:, 0], scales) and np.array_equal(affine[:, 1], centers), f"parallel={parallel}"
 
 
 def test_quantize_rows_non_finite_rows_become_nan():
@@ -113,7 +127,7 @@ def test_linear_int8_is_close_to_float32():
 # ---------------------------------------------------------------- numba == spec, exactly
 
 
-@pytest.mark.parametrize("magnitude", [1e-44, 1e-39, 1e-30, 1e-3, 1.0, 1e3, 1e30])
+@pytest.mark.parametrize("magnitude", [1e-44, 1e-39, 1e-36, 1e-30, 1e-3, 1.0, 1e3, 1e30])
 def test_numba_quantizes_rows_exactly_as_the_spec(magnitude):
     rng = np.random.default_rng(3)
     x = (rng.standard_normal((50, 77)) * magnitude).astype(np.float32)
