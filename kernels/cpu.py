@@ -414,7 +414,7 @@ class NumbaOps(Ops):
         if isinstance(weight, gemm.PackedMatrix):
             threads = self._threads() if self._parallel(rows * x2.shape[1] * cols) else 1
             tiling = self.tilings.get(None if weight.scales is None else "int8", gemm.TALL)
-            gemm.matmul(x2, weight, bias, y, threads, act, tiling)  # bias and activation applied by the kernel
+            gemm.matmul(x2, weight, bias, y, threads, act, tiling, self.serial_work)  # bias, activation: by the kernel
         else:  # a weight prepare() did not pack (adapters, callers of ops.linear): BLAS
             np.matmul(x2, np.asarray(weight, dtype=np.float32).T, out=y)  # (N, In) @ (In, Out) -> (N, Out)
             self._run(_bias_act, y.size, y, bias, act)

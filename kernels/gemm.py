@@ -713,13 +713,13 @@ def _foreign_tiling(tiling, int8):
             f"(with_amx: int8, where isa.amx_int8(): INT8_TILINGS), got {tiling!r}")
 
 
-def matmul(x, packed, bias, out, tasks, act=ACT_NONE, tiling=TALL):
+def matmul(x, packed, bias, out, tasks, act=ACT_NONE, tiling=TALL, serial_work=SERIAL_WORK):
     """out = act(x @ wᵀ + bias) for the matrix w in `packed`; x [N, In] float32 C-contiguous, out [N, Out].
 
     tasks: threads to split the work over (1: this thread only). act: a reference.ACT_CODES value.
     tiling: the whole tiles' shape, TALL or WIDE, and for int8 either with_amx where the CPU has AMX
     (calibration.py picks the fastest here); the results are the same bit for bit. int8 quantizes x
-    per row first.
+    per row first, on the tasks' threads from serial_work values (the ops' threshold: NumbaOps.serial_work).
     """
     int8 = packed.scales is not None
     # (WIDE even with 16 registers: a test's way into the two-panel loop)
@@ -729,10 +729,10 @@ def matmul(x, packed, bias, out, tasks, act=ACT_NONE, tiling=TALL):
     tasks = max(1, min(int(tasks), packed.panels.shape[0]))
     x_affine = None
     if int8:
-        # Two threads from SERIAL_WORK values (~43 x 768), the other row-wise kernels' threshold: two are faster
-        # from ~32 x 768 (the Xeon, 768 and 3072 columns, the pool awake as within a pass: 128 x 768 16.4
+        # serial_work: by default SERIAL_WORK (~43 x 768), the other row-wise kernels' threshold; two threads are
+        # faster from ~32 x 768 (the Xeon, 768 and 3072 columns, the pool awake as within a pass: 128 x 768 16.4
         # against 25.9 us, 32 x 768 6.3 against 6.8, 8 x 768 3.6 against 2.0).
-        x, x_affine = quantize_rows(x, packed.panels.shape[1] * K_GROUP, tasks > 1 and x.size >= SERIAL_WORK,
+        x, x_affine = quantize_rows(x, packed.panels.shape[1] * K_GROUP, tasks > 1 and x.size >= serial_work,
                                     simd.AMX_ROWS if on_amx else 1)
     if on_amx:
         kernel = _matmul_amx.parallel if tasks > 1 else _matmul_amx.serial

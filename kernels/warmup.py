@@ -199,8 +199,6 @@ def exercise(ops, quantize=None):
                 rows = x if not tiling.amx else rng.standard_normal((1, gemm.AMX_ROWS + 3, 8)).astype(np.float32)
                 ops.linear(rows, packed, rng.standard_normal(out_features).astype(np.float32), "gelu")
             if quantize is not None:
-                # matmul picks the quantizer's variant by the work itself (SERIAL_WORK), not ops.serial_work
-                gemm.quantize_rows(x.reshape(-1, 8), packed.panels.shape[1] * gemm.K_GROUP, serial_work == 0)
                 continue
             h = ops.layernorm(x, gamma, beta, 1e-12)
             ops.layernorm(x, gamma, beta, 1e-12, residual=h)

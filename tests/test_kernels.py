@@ -447,8 +447,6 @@ with tempfile.TemporaryDirectory() as saved:  # loaded as users load a model: me
         model.ops.serial_work = serial_work
         for rows in (1, 3):
             model(input_ids=ids[:rows], attention_mask=np.ones((rows, 33)))
-    if sys.argv[1]:  # int8: the quantizer's parallel variant, which products of SERIAL_WORK values or more reach
-        gemm.quantize_rows(np.ones((jit.SERIAL_WORK // 64, 64), np.float32), 64, True)
     print(before, compiled(), *(f"{kind or 'float32'}:{calibration.name(t)}" for kind, t in model.ops.tilings.items()))
 """
 
