@@ -93,7 +93,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from . import isa, simd
-from .activate import activate
+from .activate import ACT_GELU, activate
 from .jit import CONTRACT, SERIAL_WORK, parallel_and_serial
 from .reference import ACT_NONE, SMALLEST_SCALE, QuantizedMatrix
 
@@ -625,13 +625,23 @@ def _matmul_amx(xq, x_affine, panels, w_scale, w_center, w_start, bias, act, out
         _AMX_FINISH()
 
 
+_GELU_IN_PLACE = simd.gelu_range(LANES)
+
+
 @njit(error_model="numpy", fastmath=CONTRACT, cache=True)
 def _activate(out, i0, i1, c0, c1, act):
-    """out[i0:i1, c0:c1] = act(itself), in place (activate.py).
+    """out[i0:i1, c0:c1] = act(itself), in place (activate.py), out C-contiguous.
 
-    Through a view of each row: indexed out[i, j], the loop did not vectorize (GELU on 336 x 3072:
-    7.0 ms, against 2.0 through the view).
+    GELU, the only costly one, through simd.gelu_range: 16 lanes instead of LLVM's 8 (128 x 3072 on one
+    thread of the Xeon: 160-171 us, against 340-346 for the float64 erf it replaced; whole passes of
+    DistilBERT at 32 x 128 ~0.985x the time, int8 ~0.96x, the MiniLM corpus 0.96-0.99x).
+    The others through a view of each row: indexed out[i, j], the loop did not vectorize (GELU on
+    336 x 3072: 7.0 ms, against 2.0 through the view).
     """
+    if act == ACT_GELU:
+        for i in range(i0, i1):
+            _GELU_IN_PLACE(out, i * out.shape[1] + c0, c1 - c0)
+        return
     for i in range(i0, i1):
         row = out[i, c0:c1]
         for j in range(row.shape[0]):

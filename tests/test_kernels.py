@@ -1,4 +1,4 @@
-"""The kernel package: backend choice, thread control, the polynomial exp/erf and fixed cases of every op.
+"""The kernel package: backend choice, thread control, the polynomial exp and GELU, and fixed cases of every op.
 
 Hypothesis-generated comparisons of every Numba kernel with the NumPy
 reference are in test_kernels_properties.py.
@@ -20,7 +20,7 @@ from minidistil.kernels import blas
 from minidistil.kernels.reference import NumpyOps
 
 numba = pytest.importorskip("numba")
-from minidistil.kernels import cpu, fastmath  # noqa: E402
+from minidistil.kernels import cpu, fastmath, gemm, simd  # noqa: E402
 from minidistil.kernels.cpu import NumbaOps  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,10 +39,26 @@ def _exp32_float32(x, out):
         out[i] = fastmath.exp32(x[i])
 
 
-@numba.njit(error_model="numpy")
-def _erf32(x, out):
+@numba.njit(error_model="numpy", fastmath={"contract"})
+def _gelu32(x, out):
     for i in range(x.size):
-        out[i] = np.float32(fastmath.erf64(np.float64(x[i])))
+        out[i] = fastmath.gelu32(x[i])
+
+
+_GELU_IN_PLACE = simd.gelu_range(gemm.LANES)
+
+
+@numba.njit(error_model="numpy")
+def _gelu_in_place(x, offset, n):
+    _GELU_IN_PLACE(x, offset, n)
+
+
+def _gelus(x):
+    """GELU of x both ways: the scalar intrinsic in a loop (LLVM vectorizes it) and the 16-lane range kernel."""
+    scalar, vector = np.empty_like(x), x.copy()
+    _gelu32(x, scalar)
+    _gelu_in_place(vector, 0, x.size)
+    return scalar, vector
 
 
 def _relative_error(ours, exact):
@@ -97,26 +113,39 @@ def test_exp_edges():
     assert np.isnan(out[9])
 
 
-def test_erf_error_bound_on_a_dense_grid():
+def test_gelu_error_bound_on_a_dense_grid():
+    """|ours - exact GELU| <= GELU32_MAX_ABS_ERROR * max(1, |x|), both ways, on every piece of its erf and
+    both sides of each seam (|x| / sqrt 2 = 1 and 3.92); the reference's own GELU is within 1.1e-7 there."""
+    seams = np.float32([1.0, 3.92]) * np.float32(math.sqrt(2))
     x = np.concatenate([
-        np.linspace(-6.0, 6.0, 2_000_001),
-        np.geomspace(1e-30, 1e-2, 20_001),
-        -np.geomspace(1e-30, 1e-2, 20_001),
-        [0.0, 3.9, 3.99999, 4.0, 4.00001, 10.0, 1e30, -1e30],
+        np.linspace(-12.0, 12.0, 2_000_001),
+        np.geomspace(1e-30, 1.0, 20_001),
+        -np.geomspace(1e-30, 1.0, 20_001),
+        *((np.float32(seam * sign).view(np.int32) + np.arange(-32, 33, dtype=np.int32)).view(np.float32)
+          for seam in seams for sign in (1, -1)),  # the 65 floats around each seam
+        [0.0, 20.0, 100.0, 1e30, -20.0, -100.0, -1e30],
     ]).astype(np.float32)
-    out = np.empty_like(x)
-    _erf32(x, out)
-    exact = np.array([math.erf(v) for v in x.astype(np.float64)])
-    err = _relative_error(out, exact)
-    assert err < fastmath.MAX_RELATIVE_ERROR, f"erf: max relative error {err:.3e}"
-    assert np.all(out[x == 0] == 0)
+    exact = x.astype(np.float64) * 0.5 * (1.0 + np.array([math.erf(v / math.sqrt(2)) for v in x.astype(np.float64)]))
+    for ours in _gelus(x):
+        err = np.abs(ours - exact) / np.maximum(1.0, np.abs(x.astype(np.float64)))
+        assert err.max() <= fastmath.GELU32_MAX_ABS_ERROR, f"gelu: {err.max():.3e} at x = {x[err.argmax()]}"
+    assert np.all(_gelus(x)[0][x >= 8] == x[x >= 8])  # erf = 1 exactly: GELU(x) = x for large x
 
 
-def test_erf_edges():
-    x = np.float32([np.inf, -np.inf, np.nan])
-    out = np.empty_like(x)
-    _erf32(x, out)
-    assert out[0] == 1.0 and out[1] == -1.0 and np.isnan(out[2])
+def test_gelu_edges_and_both_ways_the_same_bits():
+    scalar, vector = _gelus(np.float32([np.inf, -np.inf, np.nan, 0.0, -0.0]))
+    assert scalar[0] == np.inf and np.isnan(scalar[1]) and np.isnan(scalar[2])  # -inf * 0, as the reference
+    assert scalar[3] == 0 and scalar[4] == 0
+    rng = np.random.default_rng(5)
+    for n in (1, 15, 16, 17, 100):  # whole vectors and the scalar tail
+        x = (rng.standard_normal(n) * 4).astype(np.float32)
+        scalar, vector = _gelus(x)
+        assert np.array_equal(scalar, vector), n
+    x = rng.standard_normal(40).astype(np.float32)
+    part = x.copy()
+    _gelu_in_place(part, 3, 21)  # only [3, 24)
+    assert np.array_equal(part[3:24], _gelus(x[3:24])[0]) and np.array_equal(part[:3], x[:3])
+    assert np.array_equal(part[24:], x[24:])
 
 
 def test_maxnum_vectorizable_max_ignores_nan():
@@ -140,7 +169,11 @@ def test_fitted_coefficients_are_the_ones_in_use():
     finally:
         sys.path.pop(0)
     np.testing.assert_allclose(fit_fastmath.exp_coefficients(), fastmath.EXP_COEFFS, rtol=1e-9, atol=1e-15)
-    np.testing.assert_allclose(fit_fastmath.erf_coefficients(), fastmath.ERF_COEFFS, rtol=1e-6, atol=1e-20)
+    small, tail = fit_fastmath.erf32_coefficients()
+    np.testing.assert_allclose(small, fastmath.ERF32_SMALL, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(tail, fastmath.ERF32_TAIL, rtol=1e-6, atol=0)
+    assert (fit_fastmath.ERF32_SPLIT, fit_fastmath.ERF32_CENTER, fit_fastmath.ERF32_ONE_FROM) == (
+        fastmath.ERF32_SPLIT, fastmath.ERF32_CENTER, fastmath.ERF32_ONE_FROM)
 
 
 # ---------------------------------------------------------------- backend choice and threads
