@@ -56,7 +56,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
-from . import blas, calibration, gemm, warmup  # noqa: E402
+from . import blas, calibration, gemm, simd, warmup  # noqa: E402
 from .activate import activate  # noqa: E402
 from .fastmath import exp32, maxnum  # noqa: E402
 from .jit import CONTRACT, REDUCE, SERIAL_WORK, parallel_and_serial  # noqa: E402
@@ -135,12 +135,13 @@ def _layernorm(x, residual, gamma, beta, eps, out):
 # then ~40% of what is left, packing k and v ~5%.
 
 
-@njit(fastmath=REDUCE, error_model="numpy", cache=True)
+_ROW_SUM = simd.row_sum()
+
+
+@njit(error_model="numpy", cache=True)
 def _row_sum(row):
-    total = np.float32(0.0)
-    for t in range(row.shape[0]):
-        total += row[t]
-    return total
+    """row's sum in simd.row_sum's fixed order: the same bits whatever the padding after it (masked keys)."""
+    return _ROW_SUM(row, 0, row.shape[0])
 
 
 @njit(inline="always", fastmath=CONTRACT, error_model="numpy", cache=True)

@@ -377,6 +377,50 @@ def test_fused_attention_equals_probs_then_context():
     np.testing.assert_array_equal(REF.attention(q, k, v, mask, 0.25), REF.attention_context(REF.attention_probs(q, k, mask, 0.25), v))
 
 
+def test_a_texts_attention_does_not_depend_on_the_padding_around_it():
+    """Keys padded on (masked, with any values) leave a sequence's attention the same bits: its softmax sums in an
+    order that does not depend on the row's length (simd.row_sum), masked keys add exact zeros, and the context
+    product adds 0 * v. What the batcher's promise needs: a text alone and in a batch of longer ones agree."""
+    rng = np.random.default_rng(7)
+    for keys, padded in ((5, 6), (9, 40), (16, 17), (33, 128), (100, 131)):
+        q, k, v = _qkv(rng, 1, 3, keys, 32)
+        alone = FAST.attention(q, k, v, np.ones((1, keys), np.int32), 0.2)
+        qp, kp, vp = _qkv(rng, 2, 3, padded, 32)
+        for big, small in ((qp, q), (kp, k), (vp, v)):
+            big[0, :, :keys] = small[0]
+        mask = np.ones((2, padded), np.int32)
+        mask[0, keys:] = 0
+        together = FAST.attention(qp, kp, vp, mask, 0.2)
+        assert np.array_equal(together[0, :, :keys], alone[0]), (keys, padded)
+        probs = FAST.attention_probs(qp, kp, mask, 0.2)
+        assert np.array_equal(probs[0, :, :keys, :keys], FAST.attention_probs(q, k, np.ones((1, keys)), 0.2)[0])
+
+
+_ROW_SUM = simd.row_sum()
+
+
+@numba.njit(error_model="numpy")
+def _row_sum(x, offset, n):
+    return _ROW_SUM(x, offset, n)
+
+
+def test_row_sum_has_one_order_whatever_the_length():
+    """Element t into partial sum t % 16, partial sums added 8 + 8, then halves: the same float32 steps by hand;
+    zeros after the run leave the bits as they are; only [offset, offset + n) is read."""
+    rng = np.random.default_rng(8)
+    for n in (1, 7, 8, 15, 16, 17, 31, 100, 256):
+        x = (rng.standard_normal(n) * 10.0 ** rng.integers(-3, 4, n)).astype(np.float32)
+        partial = np.zeros(simd.SUM_LANES, np.float32)
+        for t in range(n):
+            partial[t % simd.SUM_LANES] += x[t]
+        value = partial[:simd.SUM_VECTOR] + partial[simd.SUM_VECTOR:]
+        while value.size > 1:
+            value = value[: value.size // 2] + value[value.size // 2:]
+        assert _row_sum(x, 0, n) == value[0], n
+        padded = np.concatenate([np.float32([np.nan] * 3), x, np.zeros(rng.integers(1, 40), np.float32), np.float32([np.nan])])
+        assert _row_sum(padded, 3, padded.size - 4) == value[0], n  # zeros appended; the NaNs around are never read
+
+
 def test_context_merges_heads_for_free():
     """The context comes back as a (B, H, S, Dh) view of a (B, S, H, Dh) buffer: merging heads is a reshape."""
     rng = np.random.default_rng(2)
