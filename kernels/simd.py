@@ -423,6 +423,27 @@ def amx_tile(x_tiles):
     return tile
 
 
+def _run_kernel(return_type, emit):
+    """A Numba intrinsic kernel(x, offset, n) on the float32 run x[offset : offset + n], x C-contiguous:
+    emit(context, builder, return_type, xp, offset, n) writes its body (xp: the pointer to x[0]) and returns
+    its value, None for a kernel that returns nothing. Any other dtype is a typing error at the call."""
+
+    @intrinsic
+    def kernel(typingctx, x, offset, n):
+        if getattr(x, "dtype", None) != types.float32:
+            return None
+
+        def codegen(context, builder, signature, args):
+            x, offset, n = args
+            xp = _data(context, builder, signature.args[0], x)
+            value = emit(context, builder, signature.return_type, xp, offset, n)
+            return context.get_dummy_value() if value is None else value
+
+        return return_type(x, offset, n), codegen
+
+    return kernel
+
+
 def row_range(lanes):
     """A kernel for the range of a float32 row, in vectors of `lanes`:
 
@@ -436,55 +457,45 @@ def row_range(lanes):
     (as a scalar loop: ~2.5 cycles a float, two thirds of the time quantizing a row took).
     """
 
-    @intrinsic
-    def range_of(typingctx, x, offset, n):
-        if getattr(x, "dtype", None) != types.float32:
-            return None  # a typing error at the call: float32 rows only
-        sig = types.Tuple((types.float32, types.float32, types.boolean))(x, offset, n)
+    def emit(context, builder, return_type, xp, offset, n):
+        f32, bit = ir.FloatType(), ir.IntType(1)
+        vec, bits = ir.VectorType(f32, lanes), ir.VectorType(bit, lanes)
+        fabs = {t: cgutils.get_or_insert_function(builder.module, ir.FunctionType(t, [t]), name)
+                for t, name in ((vec, f"llvm.fabs.v{lanes}f32"), (f32, "llvm.fabs.f32"))}
 
-        def codegen(context, builder, signature, args):
-            x, offset, n = args
-            xp = _data(context, builder, signature.args[0], x)
-            f32, bit = ir.FloatType(), ir.IntType(1)
-            vec, bits = ir.VectorType(f32, lanes), ir.VectorType(bit, lanes)
-            fabs = {t: cgutils.get_or_insert_function(builder.module, ir.FunctionType(t, [t]), name)
-                    for t, name in ((vec, f"llvm.fabs.v{lanes}f32"), (f32, "llvm.fabs.f32"))}
+        def below_infinity(value):  # |value| < inf: false for inf and NaN
+            infinity = ir.Constant(value.type, [float("inf")] * lanes if value.type == vec else float("inf"))
+            return builder.fcmp_ordered("<", builder.call(fabs[value.type], [value]), infinity)
 
-            def below_infinity(value):  # |value| < inf: false for inf and NaN
-                infinity = ir.Constant(value.type, [float("inf")] * lanes if value.type == vec else float("inf"))
-                return builder.fcmp_ordered("<", builder.call(fabs[value.type], [value]), infinity)
+        def fold(slots, value, finite):  # the (hi, lo, finite) in slots, updated with a value (vector or scalar)
+            hi, lo, all_finite = (builder.load(slot) for slot in slots)
+            builder.store(builder.select(builder.fcmp_ordered(">", value, hi), value, hi), slots[0])
+            builder.store(builder.select(builder.fcmp_ordered("<", value, lo), value, lo), slots[1])
+            builder.store(builder.and_(all_finite, finite), slots[2])
 
-            def fold(slots, value, finite):  # the (hi, lo, finite) in slots, updated with a value (vector or scalar)
-                hi, lo, all_finite = (builder.load(slot) for slot in slots)
-                builder.store(builder.select(builder.fcmp_ordered(">", value, hi), value, hi), slots[0])
-                builder.store(builder.select(builder.fcmp_ordered("<", value, lo), value, lo), slots[1])
-                builder.store(builder.and_(all_finite, finite), slots[2])
+        first = builder.load(_at(builder, xp, offset))
+        vector_slots = [cgutils.alloca_once(builder, t) for t in (vec, vec, bits)]
+        for slot, value in zip(vector_slots, (_splat(builder, first, lanes), _splat(builder, first, lanes),
+                                              ir.Constant(bits, [1] * lanes))):
+            builder.store(value, slot)
+        chunks = builder.udiv(n, I64(lanes))
+        with cgutils.for_range(builder, chunks) as loop:
+            v = _load(builder, xp, builder.add(offset, builder.mul(loop.index, I64(lanes))), vec, 4)
+            fold(vector_slots, v, below_infinity(v))
+        hi_v, lo_v, finite_v = (builder.load(slot) for slot in vector_slots)
+        slots = [cgutils.alloca_once(builder, t) for t in (f32, f32, bit)]
+        for slot, value in zip(slots, (first, first, ir.Constant(bit, 1))):
+            builder.store(value, slot)
+        for lane in range(lanes):  # the vectors' lanes into one hi, lo and finite
+            fold(slots, builder.extract_element(hi_v, I32(lane)), builder.extract_element(finite_v, I32(lane)))
+            fold(slots, builder.extract_element(lo_v, I32(lane)), ir.Constant(bit, 1))
+        done = builder.mul(chunks, I64(lanes))
+        with cgutils.for_range(builder, builder.sub(n, done)) as loop:  # the last n % lanes floats
+            value = builder.load(_at(builder, xp, builder.add(offset, builder.add(done, loop.index))))
+            fold(slots, value, below_infinity(value))
+        return context.make_tuple(builder, return_type, [builder.load(slot) for slot in slots])
 
-            first = builder.load(_at(builder, xp, offset))
-            vector_slots = [cgutils.alloca_once(builder, t) for t in (vec, vec, bits)]
-            for slot, value in zip(vector_slots, (_splat(builder, first, lanes), _splat(builder, first, lanes),
-                                                  ir.Constant(bits, [1] * lanes))):
-                builder.store(value, slot)
-            chunks = builder.udiv(n, I64(lanes))
-            with cgutils.for_range(builder, chunks) as loop:
-                v = _load(builder, xp, builder.add(offset, builder.mul(loop.index, I64(lanes))), vec, 4)
-                fold(vector_slots, v, below_infinity(v))
-            hi_v, lo_v, finite_v = (builder.load(slot) for slot in vector_slots)
-            slots = [cgutils.alloca_once(builder, t) for t in (f32, f32, bit)]
-            for slot, value in zip(slots, (first, first, ir.Constant(bit, 1))):
-                builder.store(value, slot)
-            for lane in range(lanes):  # the vectors' lanes into one hi, lo and finite
-                fold(slots, builder.extract_element(hi_v, I32(lane)), builder.extract_element(finite_v, I32(lane)))
-                fold(slots, builder.extract_element(lo_v, I32(lane)), ir.Constant(bit, 1))
-            done = builder.mul(chunks, I64(lanes))
-            with cgutils.for_range(builder, builder.sub(n, done)) as loop:  # the last n % lanes floats
-                value = builder.load(_at(builder, xp, builder.add(offset, builder.add(done, loop.index))))
-                fold(slots, value, below_infinity(value))
-            return context.make_tuple(builder, signature.return_type, [builder.load(slot) for slot in slots])
-
-        return sig, codegen
-
-    return range_of
+    return _run_kernel(types.Tuple((types.float32, types.float32, types.boolean)), emit)
 
 
 def gelu_range(lanes):
@@ -498,29 +509,18 @@ def gelu_range(lanes):
     thread, 128 x 3072 values: see gemm._activate.
     """
 
-    @intrinsic
-    def gelu_in_place(typingctx, x, offset, n):
-        if getattr(x, "dtype", None) != types.float32:
-            return None  # a typing error at the call: float32 only
-        sig = types.void(x, offset, n)
+    def emit(context, builder, return_type, xp, offset, n):
+        vec = ir.VectorType(ir.FloatType(), lanes)
+        chunks = builder.udiv(n, I64(lanes))
+        with cgutils.for_range(builder, chunks) as loop:
+            at = builder.add(offset, builder.mul(loop.index, I64(lanes)))
+            _store(builder, gelu_ir(builder, _load(builder, xp, at, vec, 4)), xp, at, 4)
+        done = builder.add(offset, builder.mul(chunks, I64(lanes)))
+        with cgutils.for_range(builder, builder.sub(n, builder.mul(chunks, I64(lanes)))) as loop:  # n % lanes
+            element = _at(builder, xp, builder.add(done, loop.index))
+            builder.store(gelu_ir(builder, builder.load(element)), element)
 
-        def codegen(context, builder, signature, args):
-            x, offset, n = args
-            xp = _data(context, builder, signature.args[0], x)
-            vec = ir.VectorType(ir.FloatType(), lanes)
-            chunks = builder.udiv(n, I64(lanes))
-            with cgutils.for_range(builder, chunks) as loop:
-                at = builder.add(offset, builder.mul(loop.index, I64(lanes)))
-                _store(builder, gelu_ir(builder, _load(builder, xp, at, vec, 4)), xp, at, 4)
-            done = builder.add(offset, builder.mul(chunks, I64(lanes)))
-            with cgutils.for_range(builder, builder.sub(n, builder.mul(chunks, I64(lanes)))) as loop:  # n % lanes
-                element = _at(builder, xp, builder.add(done, loop.index))
-                builder.store(gelu_ir(builder, builder.load(element)), element)
-            return context.get_dummy_value()
-
-        return sig, codegen
-
-    return gelu_in_place
+    return _run_kernel(types.void, emit)
 
 
 SUM_LANES, SUM_VECTOR = 16, 8  # row_sum's partial sums, in vectors of 8: the same on every machine
@@ -542,51 +542,41 @@ def row_sum():
     cache instead of being forwarded (softmax of 128 x 128 scores, one thread: 16.0 us against 10.7).
     """
 
-    @intrinsic
-    def sum_of(typingctx, x, offset, n):
-        if getattr(x, "dtype", None) != types.float32:
-            return None  # a typing error at the call: float32 only
-        sig = types.float32(x, offset, n)
-
-        def codegen(context, builder, signature, args):
-            x, offset, n = args
-            xp = _data(context, builder, signature.args[0], x)
-            vec = ir.VectorType(ir.FloatType(), SUM_VECTOR)
-            zeros = ir.Constant(vec, [0.0] * SUM_VECTOR)
-            parts = SUM_LANES // SUM_VECTOR
-            totals = [cgutils.alloca_once(builder, vec) for _ in range(parts)]
-            for total in totals:
-                builder.store(zeros, total)
-            chunks = builder.udiv(n, I64(SUM_LANES))
-            with cgutils.for_range(builder, chunks) as loop:
-                at = builder.add(offset, builder.mul(loop.index, I64(SUM_LANES)))
-                for j, total in enumerate(totals):
-                    value = _load(builder, xp, builder.add(at, I64(j * SUM_VECTOR)), vec, 4)
-                    builder.store(builder.fadd(builder.load(total), value), total)
-            done = builder.mul(chunks, I64(SUM_LANES))
-            left = builder.trunc(builder.sub(n, done), I32)  # < SUM_LANES
-            bits = ir.VectorType(ir.IntType(1), SUM_VECTOR)
-            masked_load = builder.module.declare_intrinsic(
-                f"llvm.masked.load.v{SUM_VECTOR}f32.p0v{SUM_VECTOR}f32",
-                fnty=ir.FunctionType(vec, [vec.as_pointer(), I32, bits, vec]))
-            for j, total in enumerate(totals):  # the tail: lanes past n read as zeros (and are never touched)
-                lane_ids = ir.Constant(ir.VectorType(I32, SUM_VECTOR), [j * SUM_VECTOR + lane for lane in range(SUM_VECTOR)])
-                mask = builder.icmp_signed("<", lane_ids, _splat(builder, left, SUM_VECTOR))
-                pointer = _at(builder, xp, builder.add(builder.add(offset, done), I64(j * SUM_VECTOR)), vec)
-                value = builder.call(masked_load, [pointer, I32(4), mask, zeros])
+    def emit(context, builder, return_type, xp, offset, n):
+        vec = ir.VectorType(ir.FloatType(), SUM_VECTOR)
+        zeros = ir.Constant(vec, [0.0] * SUM_VECTOR)
+        parts = SUM_LANES // SUM_VECTOR
+        totals = [cgutils.alloca_once(builder, vec) for _ in range(parts)]
+        for total in totals:
+            builder.store(zeros, total)
+        chunks = builder.udiv(n, I64(SUM_LANES))
+        with cgutils.for_range(builder, chunks) as loop:
+            at = builder.add(offset, builder.mul(loop.index, I64(SUM_LANES)))
+            for j, total in enumerate(totals):
+                value = _load(builder, xp, builder.add(at, I64(j * SUM_VECTOR)), vec, 4)
                 builder.store(builder.fadd(builder.load(total), value), total)
-            value = builder.load(totals[0])
-            for total in totals[1:]:
-                value = builder.fadd(value, builder.load(total))
-            width = SUM_VECTOR
-            while width > 1:  # the upper half onto the lower, in a fixed order
-                width //= 2
-                half_type = ir.VectorType(I32, width)
-                lower = builder.shuffle_vector(value, value, ir.Constant(half_type, list(range(width))))
-                upper = builder.shuffle_vector(value, value, ir.Constant(half_type, list(range(width, 2 * width))))
-                value = builder.fadd(lower, upper)
-            return builder.extract_element(value, I32(0))
+        done = builder.mul(chunks, I64(SUM_LANES))
+        left = builder.trunc(builder.sub(n, done), I32)  # < SUM_LANES
+        bits = ir.VectorType(ir.IntType(1), SUM_VECTOR)
+        masked_load = builder.module.declare_intrinsic(
+            f"llvm.masked.load.v{SUM_VECTOR}f32.p0v{SUM_VECTOR}f32",
+            fnty=ir.FunctionType(vec, [vec.as_pointer(), I32, bits, vec]))
+        for j, total in enumerate(totals):  # the tail: lanes past n read as zeros (and are never touched)
+            lane_ids = ir.Constant(ir.VectorType(I32, SUM_VECTOR), [j * SUM_VECTOR + lane for lane in range(SUM_VECTOR)])
+            mask = builder.icmp_signed("<", lane_ids, _splat(builder, left, SUM_VECTOR))
+            pointer = _at(builder, xp, builder.add(builder.add(offset, done), I64(j * SUM_VECTOR)), vec)
+            value = builder.call(masked_load, [pointer, I32(4), mask, zeros])
+            builder.store(builder.fadd(builder.load(total), value), total)
+        value = builder.load(totals[0])
+        for total in totals[1:]:
+            value = builder.fadd(value, builder.load(total))
+        width = SUM_VECTOR
+        while width > 1:  # the upper half onto the lower, in a fixed order
+            width //= 2
+            half_type = ir.VectorType(I32, width)
+            lower = builder.shuffle_vector(value, value, ir.Constant(half_type, list(range(width))))
+            upper = builder.shuffle_vector(value, value, ir.Constant(half_type, list(range(width, 2 * width))))
+            value = builder.fadd(lower, upper)
+        return builder.extract_element(value, I32(0))
 
-        return sig, codegen
-
-    return sum_of
+    return _run_kernel(types.float32, emit)
