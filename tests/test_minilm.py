@@ -56,7 +56,7 @@ def test_minilm_matches_reference_bert(minilm_dir, golden, kernel_backend):
     embedding = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
     emb_err = float(np.abs(embedding - data["sentence_embedding"]).max())
     golden_report.record("MiniLM (real weights) vs BertModel", kernel_backend, "attended tokens", err, "last_hidden_state")
-    golden_report.record("MiniLM (real weights) vs BertModel", kernel_backend, "padded positions", pad_err, "last_hidden_state")
+    golden_report.record("MiniLM (real weights) vs BertModel", kernel_backend, "padded positions (tested at 3e-4)", pad_err, "last_hidden_state")
     golden_report.record("MiniLM (real weights) vs BertModel", kernel_backend, "sentence embedding", emb_err, "embedding")
     assert err <= TOLERANCE, f"MiniLM last_hidden_state on {kernel_backend}: worst abs error {err:.3e} > {TOLERANCE:g}"
     assert pad_err <= PADDING_TOLERANCE, (
