@@ -74,3 +74,20 @@ def test_the_int8_table_gives_the_per_round_ratios_as_the_float32_one_does():
     row = next(line for line in bench.report(data).splitlines() if line.startswith("| 1x8 | 2 | 6.0"))
     # medians 6 / 3 = 2.00; per round 2/2, 6/3, 9/10 -> median 1.00; against numba fp32 0.60 and (0.2, 0.6, 0.3) -> 0.30
     assert "| 2.00 (1.00) | 0.60 (0.30) |" in row, row
+
+
+def test_the_onnx_export_names_what_the_reference_environment_lacks(tmp_path):
+    """Without onnx torch.onnx.export fails deep inside torch; the worker names every package it lacks instead
+    (the test environment has onnx, not torch or onnxruntime)."""
+    import importlib.util
+
+    import pytest
+
+    needs = ("torch", "transformers", "onnx", "onnxruntime")
+    missing = [name for name in needs if importlib.util.find_spec(name) is None]
+    if not missing:
+        pytest.skip("this environment has torch, transformers, onnx and onnxruntime: the export would run")
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "bench" / "bench_worker.py"), "export", "--model",
+                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert f"lacks {', '.join(missing)};" in done.stderr and "Traceback" not in done.stderr

@@ -9,7 +9,7 @@ A random official-size checkpoint (dim 768, 6 layers, vocab 30522, seed 0) is
 written to bench-results/checkpoint and exported to ONNX (fp32, and int8 with
 ONNX Runtime's quantize_dynamic, QInt8 weights) with the reference environment
 (--ref-python, default .venv-ref/bin/python, which has torch==2.13.0,
-transformers, onnxruntime, sentence-transformers). Every engine runs in its own
+transformers, onnx, onnxruntime, sentence-transformers). Every engine runs in its own
 process (tools/bench/bench_worker.py) and the processes take turns: each round
 asks every engine for a few runs, so a disturbance on the machine hits all
 engines alike. Reported per shape and thread count: the median time with min
@@ -105,8 +105,9 @@ def make_checkpoint(directory, ref_python):
             {"do_lower_case": True, "model_max_length": 512, "tokenizer_class": "DistilBertTokenizer"}))
     if ref_python and not (directory / "onnx" / "model-int8.onnx").exists():
         print("exporting to ONNX with the reference environment ...", file=sys.stderr)
-        subprocess.run([ref_python, str(WORKER), "export", "--model", str(directory)], check=True,
-                       stdout=subprocess.DEVNULL)
+        if subprocess.run([ref_python, str(WORKER), "export", "--model", str(directory)],
+                          stdout=subprocess.DEVNULL).returncode:
+            raise SystemExit(f"bench: exporting {directory} to ONNX with {ref_python} failed (its message is above)")
 
 
 # The environment as the bench was started: importing minidistil's Numba backend here (to write the

@@ -156,8 +156,18 @@ def sgemm_engine(threads):
     return lambda: np.matmul(x, w.T, out=out)
 
 
+EXPORT_NEEDS = ("torch", "transformers", "onnx", "onnxruntime")  # the reference environment's, for `export`
+
+
 def export(model_dir):
     """Export the checkpoint in model_dir to ONNX (the encoder and the masked-LM model), opset 17."""
+    import importlib.util
+
+    missing = [name for name in EXPORT_NEEDS if importlib.util.find_spec(name) is None]
+    if missing:  # without onnx, torch.onnx.export fails deep inside torch with a traceback
+        raise SystemExit(f"exporting the bench checkpoint to ONNX: the reference environment ({sys.executable}) "
+                         f"lacks {', '.join(missing)}; the README's .venv-ref command (section Validation) installs "
+                         f"them (torch as torch==2.13.0, first)")
     import torch
     from transformers import DistilBertForMaskedLM, DistilBertModel, DistilBertTokenizerFast
 
