@@ -94,3 +94,80 @@ def test_the_onnx_export_names_what_the_reference_environment_lacks(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert f"lacks {', '.join(missing)};" in done.stderr and "Traceback" not in done.stderr
+
+
+def _avx2_env_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("avx2_env", ROOT / "tools" / "bench" / "avx2_env.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_avx2_emulation_turns_off_every_newer_family_and_what_the_host_lacks():
+    import llvmlite.binding as llvm
+
+    host = dict(llvm.get_host_cpu_features())
+    host.update({"avx2": True, "fma": True, "avx512f": True, "avx512vnni": True, "avx10.1-512": True,
+                 "evex512": True, "avxvnni": True, "amx-int8": True, "sse4a": False})  # what newer CPUs add
+    flags = dict((flag[1:], flag[0]) for flag in _avx2_env_module().emulated_features(host).split(","))
+    assert flags.keys() == host.keys()
+    assert {name for name, sign in flags.items() if sign == "+"} == {
+        name for name, on in host.items() if on and not name.startswith(("avx512", "avx10", "avxvnni", "amx", "evex512"))}
+    assert flags["avx2"] == flags["fma"] == "+" and flags["sse4a"] == "-"
+
+
+def test_the_avx2_emulation_refuses_a_cpu_without_avx2():
+    import pytest
+
+    with pytest.raises(SystemExit, match="lacks avx2, fma"):
+        _avx2_env_module().emulated_features({"avx": True, "sse4.2": True})
+
+
+EMULATED_CHILD = r"""
+import numpy as np
+from numba import njit
+from threadpoolctl import threadpool_info
+from minidistil.kernels import isa
+
+@njit
+def fused(a, b, c):
+    for i in range(a.shape[0]):
+        c[i] = a[i] * b[i] + c[i]
+
+x = np.ones(1024, np.float32)
+fused(x, x, x.copy())
+asm = next(iter(fused.inspect_asm().values()))
+print(isa.describe())
+print(sorted(f for f in isa.features() if f.startswith(("avx512", "amx", "avxvnni"))))
+print("zmm" in asm, "ymm" in asm)
+print([i.get("architecture") for i in threadpool_info() if i.get("internal_api") == "openblas"])
+"""
+
+
+def test_under_the_avx2_emulation_numba_emits_ymm_code_only_and_openblas_runs_its_haswell_kernels():
+    """The point of the emulation: Numba's code and OpenBLAS's kernels as on an AVX2 machine, whatever this CPU is."""
+    import llvmlite.binding as llvm
+    import pytest
+
+    module = _avx2_env_module()
+    host = dict(llvm.get_host_cpu_features())
+    if not (host.get("avx2") and host.get("fma")):
+        pytest.skip("this CPU has no AVX2 + FMA: there is no AVX2 machine to emulate on it")
+    env = {**os.environ, **module.environment(host)}
+    lines = subprocess.run([sys.executable, "-c", EMULATED_CHILD], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=300, check=True).stdout.splitlines()
+    assert lines[0].startswith("haswell, 8 float32 lanes x 16 registers, features: avx avx2 fma"), lines
+    assert lines[1:3] == ["[]", "False True"], lines
+    assert lines[3] in ("['Haswell']", "[]"), lines  # [] where NumPy's BLAS is not OpenBLAS
+
+
+def test_the_avx2_environment_prints_as_shell_exports():
+    printed = subprocess.run([sys.executable, str(ROOT / "tools" / "bench" / "avx2_env.py")], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+    if printed.returncode:
+        assert "an AVX2 machine cannot be emulated" in printed.stderr
+        return
+    names = [line.split("=", 1)[0] for line in printed.stdout.splitlines()]
+    assert names == ["export NUMBA_CPU_NAME", "export NUMBA_CPU_FEATURES", "export OPENBLAS_CORETYPE"]

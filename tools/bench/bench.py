@@ -4,6 +4,7 @@
     python tools/bench/bench.py --quick         # three shapes, fewer rounds: a smoke test
     python tools/bench/bench.py --threads 2 --shapes 1x8 1x128 32x128 --rounds 7
     python tools/bench/bench.py --threads 2 --shapes none --corpus 3000   # only the corpus row
+    eval "$(python tools/bench/avx2_env.py)" && python tools/bench/bench.py ...   # our side as on an AVX2 CPU
 
 A random official-size checkpoint (dim 768, 6 layers, vocab 30522, seed 0) is
 written to bench-results/checkpoint and exported to ONNX (fp32, and int8 with
