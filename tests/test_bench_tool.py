@@ -48,13 +48,14 @@ def test_the_numba_worker_reports_the_tiles_its_products_ran_with(tmp_path):
         assert ready["tilings"] == {"float32": forced, **({"int8": forced} if quantize else {})}, ready
 
 
-def _bench_module():
+def _tool(name):
+    """The module of tools/bench/<name>.py (tools/ is not a package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench", ROOT / "tools" / "bench" / "bench.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _stats(round_ms):
@@ -64,7 +65,7 @@ def _stats(round_ms):
 
 def test_the_int8_table_gives_the_per_round_ratios_as_the_float32_one_does():
     """A round where the machine slowed every engine moves the medians; the per-round ratio cancels it."""
-    bench = _bench_module()
+    bench = _tool("bench")
     results = {"numba": _stats([10.0, 10.0, 30.0]), "numba-int8": _stats([2.0, 6.0, 9.0]),
                "onnxruntime-int8": _stats([2.0, 3.0, 10.0])}
     data = {"date": "today", "machine": {"cpu": "cpu", "cores": 2, "flags": "", "numba_target": "t", "blas": "b"},
@@ -84,10 +85,7 @@ def test_the_onnx_export_names_what_the_reference_environment_lacks(tmp_path):
     import pytest
 
     worker = ROOT / "tools" / "bench" / "bench_worker.py"
-    spec = importlib.util.spec_from_file_location("bench_worker", worker)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    missing = [name for name in module.EXPORT_NEEDS if importlib.util.find_spec(name) is None]
+    missing = [name for name in _tool("bench_worker").EXPORT_NEEDS if importlib.util.find_spec(name) is None]
     if not missing:
         pytest.skip("this environment has torch, transformers, onnx and onnxruntime: the export would run")
     done = subprocess.run([sys.executable, str(worker), "export", "--model", str(tmp_path)], cwd=ROOT,
@@ -96,22 +94,13 @@ def test_the_onnx_export_names_what_the_reference_environment_lacks(tmp_path):
     assert f"lacks {', '.join(missing)};" in done.stderr and "Traceback" not in done.stderr
 
 
-def _avx2_env_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("avx2_env", ROOT / "tools" / "bench" / "avx2_env.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_avx2_emulation_turns_off_every_newer_family_and_what_the_host_lacks():
     import llvmlite.binding as llvm
 
     host = dict(llvm.get_host_cpu_features())
     host.update({"avx2": True, "fma": True, "avx512f": True, "avx512vnni": True, "avx10.1-512": True,
                  "evex512": True, "avxvnni": True, "amx-int8": True, "sse4a": False})  # what newer CPUs add
-    flags = dict((flag[1:], flag[0]) for flag in _avx2_env_module().emulated_features(host).split(","))
+    flags = dict((flag[1:], flag[0]) for flag in _tool("avx2_env").emulated_features(host).split(","))
     assert flags.keys() == host.keys()
     assert {name for name, sign in flags.items() if sign == "+"} == {
         name for name, on in host.items() if on and not name.startswith(("avx512", "avx10", "avxvnni", "amx", "evex512"))}
@@ -122,7 +111,7 @@ def test_the_avx2_emulation_refuses_a_cpu_without_avx2():
     import pytest
 
     with pytest.raises(SystemExit, match="lacks avx2, fma"):
-        _avx2_env_module().emulated_features({"avx": True, "sse4.2": True})
+        _tool("avx2_env").emulated_features({"avx": True, "sse4.2": True})
 
 
 EMULATED_CHILD = r"""
@@ -151,7 +140,7 @@ def test_under_the_avx2_emulation_numba_emits_ymm_code_only_and_openblas_runs_it
     import llvmlite.binding as llvm
     import pytest
 
-    module = _avx2_env_module()
+    module = _tool("avx2_env")
     host = dict(llvm.get_host_cpu_features())
     if not (host.get("avx2") and host.get("fma")):
         pytest.skip("this CPU has no AVX2 + FMA: there is no AVX2 machine to emulate on it")
