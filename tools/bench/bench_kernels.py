@@ -212,21 +212,39 @@ def pause(threads):
 # ---------------------------------------------------------------- packed matmul
 
 
+def model_tilings(ops):
+    """{None: the float32 Tiling, "int8": the int8 one} that a model's products run with on this machine:
+    what ops.prepare sets (the calibration's stamp, or $MINIDISTIL_TILING), so that the tables below time
+    the tiles a model runs, not gemm.matmul's default (TALL)."""
+    import numpy as np
+
+    ops.prepare({"w": np.zeros((1, 1), np.float32)}, matrices=("w",), quantize="int8")
+    return dict(ops.tilings)
+
+
+def _tilings_line(tilings):
+    from minidistil.kernels import calibration
+
+    return ", ".join(f"{'float32' if kind is None else kind} {calibration.name(t)}" for kind, t in tilings.items())
+
+
 def gemm_table(threads):
     import numpy as np
 
     from minidistil.kernels import cpu, gemm
     from minidistil.kernels.reference import quantize_matrix
 
-    cpu.NumbaOps(threads=threads)._parallel(1 << 30)  # sets BLAS and Numba threads
+    ops = cpu.NumbaOps(threads=threads)
+    ops._parallel(1 << 30)  # sets BLAS and Numba threads
+    tilings = model_tilings(ops)
     rng = np.random.default_rng(0)
     # the six weights of each of 6 layers: 170 MB, streamed from memory as in the model
     shapes = [(768, 768)] * 4 + [(3072, 768), (768, 3072)]
     weights = [rng.standard_normal(s, dtype=np.float32) for _ in range(6) for s in shapes]
     packed = [gemm.pack_float32(w) for w in weights]
     quantized = [gemm.pack_int8(*quantize_matrix(w)) for w in weights]
-    print(f"## The 36 linear weights of the encoder (no bias), {threads} threads: ms per pass over all of them, "
-          "median (min)")
+    print(f"## The 36 linear weights of the encoder (no bias), {threads} threads, tiles {_tilings_line(tilings)}: "
+          "ms per pass over all of them, median (min)")
     print("| rows M | OpenBLAS x @ W.T | packed float32 | speed-up | packed int8 | int8 ÷ float32 |")
     print("|---|---|---|---|---|---|")
     for m in (1, 8, 32, 128, 512, 4096):
@@ -239,7 +257,8 @@ def gemm_table(threads):
                 if p is None:
                     np.matmul(xs[w.shape[1]], w.T, out=outs[w.shape[0]])
                 else:
-                    gemm.matmul(xs[w.shape[1]], p, zeros[w.shape[0]], outs[w.shape[0]], threads)
+                    gemm.matmul(xs[w.shape[1]], p, zeros[w.shape[0]], outs[w.shape[0]], threads,
+                                tiling=tilings[None if p.scales is None else "int8"], serial_work=ops.serial_work)
 
         n = 3 if m >= 512 else 10
         a, b, c = (timed(lambda: run(ms), n) for ms in ([None] * len(weights), packed, quantized))
@@ -260,10 +279,11 @@ def linears_table(threads, rows=4092, rounds=14):
 
     ops = cpu.NumbaOps(threads=threads)
     ops._parallel(1 << 30)  # sets BLAS and Numba threads
+    tiling = model_tilings(ops)[None]
     gelu = ACT_CODES["gelu"]
     rng = np.random.default_rng(0)
-    print(f"## One linear at {rows} rows, {threads} threads: ms, median (min); ratio = median over {rounds} "
-          "rounds of packed ÷ OpenBLAS")
+    print(f"## One linear at {rows} rows, {threads} threads, tiles {_tilings_line({None: tiling})}: ms, median (min); "
+          f"ratio = median over {rounds} rounds of packed ÷ OpenBLAS")
     print("| linear | OpenBLAS | packed | ratio |")
     print("|---|---|---|---|")
     cases = [  # name, (Out, In), activation applied in the packed kernel, activation as a pass after it
@@ -286,7 +306,7 @@ def linears_table(threads, rows=4092, rounds=14):
                 ops._run(cpu._bias_act, y.size, y, bias, blas_act)
 
         def ours():
-            gemm.matmul(x, packed, bias, y, threads, fused)
+            gemm.matmul(x, packed, bias, y, threads, fused, tiling)
             if after != ACT_NONE:
                 ops._run(cpu._bias_act, y.size, y, bias, after)
 
