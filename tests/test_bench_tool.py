@@ -160,3 +160,13 @@ def test_the_avx2_environment_prints_as_shell_exports():
         return
     names = [line.split("=", 1)[0] for line in printed.stdout.splitlines()]
     assert names == ["export NUMBA_CPU_NAME", "export NUMBA_CPU_FEATURES", "export OPENBLAS_CORETYPE"]
+
+
+def test_the_kernel_tables_time_the_tiles_a_model_runs_with(monkeypatch):
+    """bench_kernels.py's gemm and linears tables: the tilings ops.prepare gives a model (here forced by
+    $MINIDISTIL_TILING to this CPU's last candidate), not gemm.matmul's default."""
+    from minidistil.kernels import calibration, cpu, gemm
+
+    monkeypatch.setenv(calibration.ENVIRONMENT, calibration.name(gemm.TILINGS[-1]))
+    tilings = _tool("bench_kernels").model_tilings(cpu.NumbaOps(threads=1))
+    assert tilings == {None: calibration.from_environment(False), "int8": calibration.from_environment(True)}
