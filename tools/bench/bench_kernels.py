@@ -11,7 +11,9 @@
     python tools/bench/bench_kernels.py all
 
 Every figure is the median of repeated runs (min in brackets), wall clock,
-with --threads threads (default 2) for both BLAS and Numba.
+with --threads threads (default 2) for both BLAS and Numba. gemm and linears
+run the whole tiles a model runs with on this machine (model_tilings) and name
+them in their headers.
 """
 
 import argparse
