@@ -147,13 +147,15 @@ def leave_while_queued(server, busy_texts):
     rows_before = batch_rows(server.url)
     with ThreadPoolExecutor(1) as pool:
         busy = pool.submit(send_slow, server.url, busy_texts)
-        wait_for(lambda: metric(server.url, "te_request_in_flight") == 1, what="the busy request")
+        wait_for(lambda: busy.done() or metric(server.url, "te_request_in_flight") == 1, what="the busy request")
         body = b'{"inputs": ["a request nobody waits for", "and its second text"]}'
         host, port = server.url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port))) as leaving:
             leaving.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-            wait_for(lambda: metric(server.url, "te_request_in_flight") == 2, what="the second request")
+            # or the busy request is done (here and above): if it ends before the server reads this one, the count
+            # goes 1 -> 0 -> 1 and never reaches 2; in_time then says so and the caller retries with a longer one.
+            wait_for(lambda: busy.done() or metric(server.url, "te_request_in_flight") == 2, what="the second request")
         seen = {}
         # <= 1, not == 1: if the busy request ends first, the left request is dropped at once and the
         # count can go from 2 to 0 between two polls; in_time then says so and the caller retries.
@@ -161,6 +163,8 @@ def leave_while_queued(server, busy_texts):
                  what="the server to notice the client left")
         in_time = seen["te_batch_next_size_sum"] - rows_before < len(busy_texts)
         response = busy.result()
+    # a request the server read after the busy one ended is computed or dropped by now: the next attempt starts clean
+    wait_for(lambda: metric(server.url, "te_request_in_flight") == 0, what="the server to finish both requests")
     return in_time, response, batch_rows(server.url) - rows_before
 
 
