@@ -214,17 +214,18 @@ def pause(threads):
 # ---------------------------------------------------------------- packed matmul
 
 
-def model_tilings(ops):
-    """{None: the float32 Tiling, "int8": the int8 one} that a model's products run with on this machine:
-    what ops.prepare sets (the calibration's stamp, or $MINIDISTIL_TILING), so that the tables below time
-    the tiles a model runs, not gemm.matmul's default (TALL)."""
+def model_tilings(ops, quantize="int8"):
+    """{None: the float32 Tiling, and "int8": the int8 one with quantize="int8"} that a model's products run
+    with on this machine: what ops.prepare sets (the calibration's stamp, or $MINIDISTIL_TILING), so that
+    the tables below time the tiles a model runs, not gemm.matmul's default (TALL)."""
     import numpy as np
 
-    ops.prepare({"w": np.zeros((1, 1), np.float32)}, matrices=("w",), quantize="int8")
+    ops.prepare({"w": np.zeros((1, 1), np.float32)}, matrices=("w",), quantize=quantize)
     return dict(ops.tilings)
 
 
 def _tilings_line(tilings):
+    """The tilings for a table's header: "float32 wide, int8 wide+amx"."""
     from minidistil.kernels import calibration
 
     return ", ".join(f"{'float32' if kind is None else kind} {calibration.name(t)}" for kind, t in tilings.items())
@@ -281,7 +282,7 @@ def linears_table(threads, rows=4092, rounds=14):
 
     ops = cpu.NumbaOps(threads=threads)
     ops._parallel(1 << 30)  # sets BLAS and Numba threads
-    tiling = model_tilings(ops)[None]
+    tiling = model_tilings(ops, quantize=None)[None]
     gelu = ACT_CODES["gelu"]
     rng = np.random.default_rng(0)
     print(f"## One linear at {rows} rows, {threads} threads, tiles {_tilings_line({None: tiling})}: ms, median (min); "
